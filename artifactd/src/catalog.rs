@@ -1,0 +1,244 @@
+//! The plugin API's [`Catalog`] on the database: one repo's file records.
+
+use artifactd_plugin_api::{
+    Catalog, Error, FileRecord, InsertOutcome, ListQuery, NewRecord, Result, async_trait,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+
+use crate::db::entities::{file, repo};
+use crate::db::{Db, now_millis};
+
+fn db_err(e: DbErr) -> Error {
+    Error::internal("catalog query failed", e)
+}
+
+/// The records of one repo. A repo that does not exist yet (`repo_id` is `None`) reads as empty.
+#[derive(Debug, Clone)]
+pub struct DbCatalog {
+    db: Db,
+    repo_id: Option<i64>,
+    overwrite: bool,
+    uploader: String,
+}
+
+impl DbCatalog {
+    /// The catalog of a repo.
+    pub fn new(db: Db, repo_id: Option<i64>, overwrite: bool, uploader: String) -> Self {
+        Self {
+            db,
+            repo_id,
+            overwrite,
+            uploader,
+        }
+    }
+
+    fn repo_id(&self) -> Result<i64> {
+        self.repo_id
+            .ok_or_else(|| Error::internal_msg("write to a repo that does not exist yet"))
+    }
+}
+
+/// Converts a row.
+pub fn to_record(m: file::Model) -> FileRecord {
+    let meta = serde_json::from_str(&m.meta).unwrap_or(serde_json::Value::Null);
+    let size = u64::try_from(m.size).unwrap_or(0);
+    let new = NewRecord::new(m.path, m.name, m.pkey, m.version, size, m.sha256)
+        .with_scope(m.scope)
+        .with_meta(meta);
+    FileRecord::stored(new, m.uploaded_at, m.uploader, m.yanked)
+}
+
+/// Bumps the repo's generation and counters inside `conn`'s transaction.
+async fn bump(
+    conn: &impl sea_orm::ConnectionTrait,
+    repo_id: i64,
+    files: i64,
+    bytes: i64,
+    upload_at: Option<i64>,
+) -> Result<(), DbErr> {
+    let mut q = repo::Entity::update_many()
+        .col_expr(repo::Column::Generation, Expr::col(repo::Column::Generation).add(1))
+        .col_expr(repo::Column::FileCount, Expr::col(repo::Column::FileCount).add(files))
+        .col_expr(repo::Column::TotalSize, Expr::col(repo::Column::TotalSize).add(bytes));
+    if let Some(at) = upload_at {
+        q = q.col_expr(repo::Column::LastUpload, Expr::value(at));
+    }
+    q.filter(repo::Column::Id.eq(repo_id)).exec(conn).await?;
+    Ok(())
+}
+
+impl DbCatalog {
+    async fn find(&self, repo_id: i64, scope: &str, path: &str) -> Result<Option<file::Model>> {
+        file::Entity::find()
+            .filter(file::Column::RepoId.eq(repo_id))
+            .filter(file::Column::Scope.eq(scope))
+            .filter(file::Column::Path.eq(path))
+            .one(self.db.conn())
+            .await
+            .map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl Catalog for DbCatalog {
+    async fn insert(&self, r: NewRecord) -> Result<InsertOutcome> {
+        let repo_id = self.repo_id()?;
+        let now = now_millis();
+        let size = i64::try_from(r.size).map_err(|_| Error::invalid("The file is too large."))?;
+        let meta = serde_json::to_string(&r.meta).map_err(|e| Error::internal("metadata", e))?;
+        let row = file::ActiveModel {
+            repo_id: Set(repo_id),
+            scope: Set(r.scope.clone()),
+            path: Set(r.path.clone()),
+            name: Set(r.name.clone()),
+            pkey: Set(r.key.clone()),
+            version: Set(r.version.clone()),
+            size: Set(size),
+            sha256: Set(r.sha256.clone()),
+            meta: Set(meta.clone()),
+            uploaded_at: Set(now),
+            uploader: Set(self.uploader.clone()),
+            yanked: Set(None),
+            ..Default::default()
+        };
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        match row.insert(&txn).await {
+            Ok(m) => {
+                bump(&txn, repo_id, 1, size, Some(now)).await.map_err(db_err)?;
+                txn.commit().await.map_err(db_err)?;
+                return Ok(InsertOutcome::Inserted(to_record(m)));
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await.map_err(db_err)?;
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+        let existing = self
+            .find(repo_id, &r.scope, &r.path)
+            .await?
+            .ok_or_else(|| Error::internal_msg("a conflicting row vanished; retry the upload"))?;
+        if existing.sha256 == r.sha256 {
+            return Ok(InsertOutcome::Identical(to_record(existing)));
+        }
+        if !self.overwrite {
+            return Err(Error::Conflict(format!(
+                "File already exists: {} is stored with different content (sha256 {}); the repo does not allow overwrite.",
+                r.path, existing.sha256
+            )));
+        }
+        let old_size = existing.size;
+        let mut am = existing.into_active_model();
+        am.name = Set(r.name);
+        am.pkey = Set(r.key);
+        am.version = Set(r.version);
+        am.size = Set(size);
+        am.sha256 = Set(r.sha256);
+        am.meta = Set(meta);
+        am.uploaded_at = Set(now);
+        am.uploader = Set(self.uploader.clone());
+        am.yanked = Set(None);
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        let m = am.update(&txn).await.map_err(db_err)?;
+        bump(&txn, repo_id, 0, size - old_size, Some(now)).await.map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(InsertOutcome::Replaced(to_record(m)))
+    }
+
+    async fn list(&self, q: ListQuery) -> Result<Vec<FileRecord>> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(Vec::new());
+        };
+        let mut find = file::Entity::find().filter(file::Column::RepoId.eq(repo_id));
+        if let Some(s) = q.scope {
+            find = find.filter(file::Column::Scope.eq(s));
+        }
+        if let Some(k) = q.key {
+            find = find.filter(file::Column::Pkey.eq(k));
+        }
+        if let Some(p) = q.path {
+            find = find.filter(file::Column::Path.eq(p));
+        }
+        let rows = find
+            .order_by_asc(file::Column::Pkey)
+            .order_by_asc(file::Column::Version)
+            .order_by_asc(file::Column::Path)
+            .all(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(rows.into_iter().map(to_record).collect())
+    }
+
+    async fn keys(&self) -> Result<Vec<(String, String)>> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(Vec::new());
+        };
+        file::Entity::find()
+            .select_only()
+            .column(file::Column::Pkey)
+            .column_as(Expr::col(file::Column::Name).max(), "name")
+            .filter(file::Column::RepoId.eq(repo_id))
+            .group_by(file::Column::Pkey)
+            .order_by_asc(file::Column::Pkey)
+            .into_tuple::<(String, String)>()
+            .all(self.db.conn())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn delete(&self, scope: &str, path: &str) -> Result<bool> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(false);
+        };
+        let Some(existing) = self.find(repo_id, scope, path).await? else {
+            return Ok(false);
+        };
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        let res = file::Entity::delete_by_id(existing.id)
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected == 1 {
+            bump(&txn, repo_id, -1, -existing.size, None).await.map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(res.rows_affected == 1)
+    }
+
+    async fn set_yanked(&self, scope: &str, path: &str, reason: Option<String>) -> Result<bool> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(false);
+        };
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        let res = file::Entity::update_many()
+            .col_expr(file::Column::Yanked, Expr::value(reason))
+            .filter(file::Column::RepoId.eq(repo_id))
+            .filter(file::Column::Scope.eq(scope))
+            .filter(file::Column::Path.eq(path))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected > 0 {
+            bump(&txn, repo_id, 0, 0, None).await.map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn generation(&self) -> Result<u64> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(0);
+        };
+        let generation: Option<i64> = repo::Entity::find_by_id(repo_id)
+            .select_only()
+            .column(repo::Column::Generation)
+            .into_tuple()
+            .one(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(generation.unwrap_or(0)).unwrap_or(0))
+    }
+}

@@ -1,0 +1,293 @@
+//! Command line and environment → a validated [`Config`]; every setting is checked here, at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The `artifactd` command line.
+#[derive(Debug, Parser)]
+#[command(name = "artifactd", version, about = "A software repository server (PyPI, APT and more).")]
+pub struct Args {
+    /// Port to listen on (all interfaces unless --listen names an address).
+    #[arg(short = 'p', long, env = "ARTIFACTD_PORT")]
+    pub port: Option<u16>,
+    /// Address and port to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "ARTIFACTD_LISTEN")]
+    pub listen: Option<String>,
+    /// Folder for the embedded SQLite database, local blobs and temporary upload files.
+    #[arg(long, env = "ARTIFACTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite://PATH, mysql://USER:PASS@HOST/DB or postgres://USER@HOST/DB.
+    #[arg(short = 'd', long, env = "DATABASE_URL")]
+    pub database: Option<String>,
+    /// S3 URL: http(s)://KEY:SECRET@ENDPOINT[:PORT]/BUCKET; blobs go to the data folder without it.
+    #[arg(short = 's', long = "s3", env = "S3_URL")]
+    pub s3: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// The external URL clients reach this server at (default: taken from each request's Host).
+    #[arg(long, env = "ARTIFACTD_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "ARTIFACTD_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
+    pub max_upload_bytes: u64,
+    /// Verbose logging.
+    #[arg(long)]
+    pub debug: bool,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+}
+
+/// A setting that cannot work, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Names the setting and says what is wrong.
+    #[error("{setting}: {message}")]
+    Invalid {
+        /// The flag or variable.
+        setting: &'static str,
+        /// What is wrong, as one sentence.
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Where blobs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobConfig {
+    /// A folder on local disk.
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Config),
+}
+
+/// A parsed `S3_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// `http(s)://host[:port]`.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// Access key id (empty: take it from the AWS environment).
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// Region.
+    pub region: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The sea-orm connection URL.
+    pub database_url: String,
+    /// Blob storage.
+    pub blobs: BlobConfig,
+    /// External base URL without a trailing `/`, when configured.
+    pub base_url: Option<String>,
+    /// Largest accepted upload.
+    pub max_upload_bytes: u64,
+    /// Verbose logging.
+    pub debug: bool,
+}
+
+impl Config {
+    /// Validates the command line.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad setting.
+    pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
+        let mut listen: SocketAddr = match &args.listen {
+            Some(l) => l.parse().map_err(|_| {
+                invalid("--listen", format!("{l:?} is not an ADDRESS:PORT such as 127.0.0.1:8080."))
+            })?,
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+        };
+        if let Some(port) = args.port {
+            listen.set_port(port);
+        }
+        let database_url = match &args.database {
+            Some(url) => normalize_database_url(url)?,
+            None => {
+                let path = args.data_dir.join("artifactd.sqlite3");
+                format!("sqlite://{}?mode=rwc", path.display())
+            }
+        };
+        let blobs = match &args.s3 {
+            Some(url) => BlobConfig::S3(parse_s3_url(url, &args.s3_region)?),
+            None => BlobConfig::Local(args.data_dir.join("blobs")),
+        };
+        let base_url = match &args.base_url {
+            Some(u) => {
+                let parsed = url::Url::parse(u)
+                    .map_err(|e| invalid("--base-url", format!("{u:?} is not a URL ({e}).")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid("--base-url", "Use an http:// or https:// URL."));
+                }
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
+        if args.max_upload_bytes == 0 {
+            return Err(invalid("--max-upload-bytes", "The limit must be above zero."));
+        }
+        Ok(Self {
+            listen,
+            data_dir: args.data_dir.clone(),
+            database_url,
+            blobs,
+            base_url,
+            max_upload_bytes: args.max_upload_bytes,
+            debug: args.debug,
+        })
+    }
+}
+
+/// Accepts `sqlite:`, `mysql:`, `mariadb:`, `postgres:`/`postgresql:` URLs, and SQLAlchemy's
+/// `dialect+driver://` form, whose driver part is ignored.
+fn normalize_database_url(url: &str) -> Result<String, ConfigError> {
+    let setting = "--database/DATABASE_URL";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(invalid(setting, format!("{:?} is not a URL; use sqlite://PATH, mysql://USER:PASS@HOST/DB or postgres://USER@HOST/DB.", redact(url))));
+    };
+    let dialect = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+    let scheme = match dialect.as_str() {
+        "sqlite" => {
+            let mut u = format!("sqlite://{rest}");
+            if !rest.contains("mode=") {
+                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            return Ok(u);
+        }
+        "mysql" | "mariadb" => "mysql",
+        "postgres" | "postgresql" => "postgres",
+        other => {
+            return Err(invalid(
+                setting,
+                format!("the database kind {other:?} is not supported; use sqlite, mysql or postgres."),
+            ));
+        }
+    };
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// A URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn parse_s3_url(raw: &str, region: &str) -> Result<S3Config, ConfigError> {
+    let setting = "--s3/S3_URL";
+    let shape = "use http(s)://KEY:SECRET@ENDPOINT[:PORT]/BUCKET";
+    let u = url::Url::parse(raw)
+        .map_err(|e| invalid(setting, format!("{:?} is not a URL ({e}); {shape}.", redact(raw))))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(invalid(setting, format!("the scheme must be http or https; {shape}.")));
+    }
+    let host = u
+        .host_str()
+        .ok_or_else(|| invalid(setting, format!("the URL has no endpoint host; {shape}.")))?;
+    let bucket = u.path().trim_matches('/');
+    if bucket.is_empty() || bucket.contains('/') {
+        return Err(invalid(setting, format!("the path must be exactly one bucket name; {shape}.")));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let endpoint = match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    };
+    Ok(S3Config {
+        endpoint,
+        bucket: bucket.to_owned(),
+        access_key: decode(u.username()),
+        secret_key: u.password().map(decode).unwrap_or_default(),
+        region: region.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["artifactd"];
+        v.extend_from_slice(extra);
+        Args::parse_from(v)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::from_args(&args(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert!(c.database_url.starts_with("sqlite://./data/artifactd.sqlite3"));
+        assert_eq!(c.blobs, BlobConfig::Local(PathBuf::from("./data/blobs")));
+    }
+
+    #[test]
+    fn port_overrides_listen() {
+        let c = Config::from_args(&args(&["--listen", "127.0.0.1:1", "-p", "9000"])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn sqlalchemy_urls_drop_the_driver() {
+        assert_eq!(
+            normalize_database_url("mysql+pymysql://u:p@db/x").unwrap(),
+            "mysql://u:p@db/x"
+        );
+        assert_eq!(
+            normalize_database_url("postgresql://u@db/x").unwrap(),
+            "postgres://u@db/x"
+        );
+        assert!(normalize_database_url("oracle://x").is_err());
+        assert!(normalize_database_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn s3_urls() {
+        let s = parse_s3_url("http://key:se%2Fcret@127.0.0.1:9000/bucket", "r").unwrap();
+        assert_eq!(s.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(s.bucket, "bucket");
+        assert_eq!(s.access_key, "key");
+        assert_eq!(s.secret_key, "se/cret");
+        assert!(parse_s3_url("http://k:s@host/", "r").is_err());
+        assert!(parse_s3_url("ftp://k:s@host/b", "r").is_err());
+        assert!(parse_s3_url("http://k:s@host/a/b", "r").is_err());
+    }
+}

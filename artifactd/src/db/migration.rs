@@ -1,0 +1,146 @@
+//! Schema migrations, run at start-up on SQLite, MySQL/MariaDB and PostgreSQL alike.
+
+use sea_orm::DbBackend;
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{big_integer, big_pk_auto, string_len, text, text_null};
+
+/// All migrations, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+}
+
+#[derive(Debug, DeriveMigrationName)]
+struct Initial;
+
+/// MySQL compares strings case-insensitively by default; names and paths are case-sensitive.
+fn table(manager: &SchemaManager, name: &'static str) -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table(name).if_not_exists();
+    if manager.get_database_backend() == DbBackend::MySql {
+        t.character_set("utf8mb4").collate("utf8mb4_bin");
+    }
+    t
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                table(manager, "repos")
+                    .col(big_pk_auto("id"))
+                    .col(string_len("provider", 32))
+                    .col(string_len("name", 64))
+                    .col(text("settings"))
+                    .col(big_integer("generation").default(0))
+                    .col(big_integer("file_count").default(0))
+                    .col(big_integer("total_size").default(0))
+                    .col(big_integer("last_upload").default(0))
+                    .col(big_integer("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("repos_provider_name")
+                    .table("repos")
+                    .col("provider")
+                    .col("name")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                table(manager, "files")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("repo_id"))
+                    .col(string_len("scope", 128))
+                    .col(string_len("path", 512))
+                    .col(string_len("name", 255))
+                    .col(string_len("pkey", 255))
+                    .col(string_len("version", 255))
+                    .col(big_integer("size"))
+                    .col(string_len("sha256", 64))
+                    .col(text("meta"))
+                    .col(big_integer("uploaded_at"))
+                    .col(string_len("uploader", 255))
+                    .col(text_null("yanked"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("files_repo")
+                            .from("files", "repo_id")
+                            .to("repos", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_repo_scope_path")
+                    .table("files")
+                    .col("repo_id")
+                    .col("scope")
+                    .col("path")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_repo_pkey")
+                    .table("files")
+                    .col("repo_id")
+                    .col("pkey")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_sha256")
+                    .table("files")
+                    .col("sha256")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                table(manager, "signing_keys")
+                    .col(big_integer("repo_id").primary_key())
+                    .col(text("secret_armored"))
+                    .col(string_len("fingerprint", 128))
+                    .col(big_integer("created_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("signing_keys_repo")
+                            .from("signing_keys", "repo_id")
+                            .to("repos", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["signing_keys", "files", "repos"] {
+            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

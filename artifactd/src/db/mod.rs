@@ -1,0 +1,154 @@
+//! The catalog database: connection, migrations, and the repo table's operations.
+
+pub mod entities;
+mod migration;
+
+use std::time::Duration;
+
+use artifactd_plugin_api::RepoSettings;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr,
+};
+use sea_orm_migration::MigratorTrait;
+
+use entities::repo;
+
+pub use migration::Migrator;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbStartError {
+    /// Connecting failed.
+    #[error("cannot connect to the database at {url}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        #[source]
+        source: DbErr,
+    },
+    /// A migration failed.
+    #[error("database migration failed")]
+    Migrate(#[source] DbErr),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The catalog database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects and runs the migrations.
+    ///
+    /// # Errors
+    /// [`DbStartError`] when the database is unreachable or cannot be migrated.
+    pub async fn open(url: &str) -> Result<Self, DbStartError> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(16)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            .idle_timeout(Duration::from_secs(300))
+            .test_before_acquire(true)
+            .sqlx_logging(false);
+        let conn = Database::connect(opts).await.map_err(|source| DbStartError::Connect {
+            url: crate::config::redact(url),
+            source,
+        })?;
+        if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            conn.execute_unprepared("PRAGMA journal_mode=WAL")
+                .await
+                .map_err(DbStartError::Migrate)?;
+        }
+        Migrator::up(&conn, None).await.map_err(DbStartError::Migrate)?;
+        Ok(Self { conn })
+    }
+
+    /// The connection (a pool).
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// The repo `provider/name`, if it exists.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn repo(&self, provider: &str, name: &str) -> Result<Option<repo::Model>, DbErr> {
+        repo::Entity::find()
+            .filter(repo::Column::Provider.eq(provider))
+            .filter(repo::Column::Name.eq(name))
+            .one(&self.conn)
+            .await
+    }
+
+    /// The repo `provider/name`, created with default settings if it does not exist. Safe
+    /// against concurrent creation: the unique index decides, the loser reads the winner's row.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn repo_or_create(&self, provider: &str, name: &str) -> Result<repo::Model, DbErr> {
+        if let Some(r) = self.repo(provider, name).await? {
+            return Ok(r);
+        }
+        let settings = serde_json::to_string(&RepoSettings::default())
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let new = repo::ActiveModel {
+            provider: Set(provider.to_owned()),
+            name: Set(name.to_owned()),
+            settings: Set(settings),
+            generation: Set(0),
+            file_count: Set(0),
+            total_size: Set(0),
+            last_upload: Set(0),
+            created_at: Set(now_millis()),
+            ..Default::default()
+        };
+        match new.insert(&self.conn).await {
+            Ok(r) => {
+                tracing::info!(provider, repo = name, "Created repo.");
+                Ok(r)
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => self
+                .repo(provider, name)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(format!("{provider}/{name}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The repos of one provider, by name.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn repos(&self, provider: &str) -> Result<Vec<repo::Model>, DbErr> {
+        repo::Entity::find()
+            .filter(repo::Column::Provider.eq(provider))
+            .order_by_asc(repo::Column::Name)
+            .all(&self.conn)
+            .await
+    }
+
+    /// Every repo, by provider and name.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn all_repos(&self) -> Result<Vec<repo::Model>, DbErr> {
+        repo::Entity::find()
+            .order_by_asc(repo::Column::Provider)
+            .order_by_asc(repo::Column::Name)
+            .all(&self.conn)
+            .await
+    }
+}
+
+/// The settings stored with a repo (defaults when the JSON is unreadable).
+pub fn settings_of(r: &repo::Model) -> RepoSettings {
+    serde_json::from_str(&r.settings).unwrap_or_default()
+}

@@ -1,0 +1,122 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every handler returns [`ApiError`] on failure. Client errors (4xx) carry one sentence that is
+//! sent as `{"error": "..."}`; server errors (5xx) are logged with their whole cause chain and
+//! the client gets a generic sentence, so internals never leak.
+
+use std::error::Error as StdError;
+
+use artifactd_plugin_api::{Error as PluginError, RegistryError};
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl ApiError {
+    /// A client error with its sentence.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// 400 with a sentence naming the broken rule.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A server error, logged with its cause.
+    pub fn internal(message: impl Into<String>, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> Self {
+        let status = match &e {
+            PluginError::NotFound(_) => StatusCode::NOT_FOUND,
+            PluginError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            PluginError::Conflict(_) => StatusCode::CONFLICT,
+            PluginError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            PluginError::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            Self {
+                status,
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            }
+        } else {
+            Self::new(status, e.to_string())
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Unknown { .. } => Self::not_found(e.to_string()),
+            other => Self::internal("provider registry failed", other),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::internal("database query failed", e)
+    }
+}
+
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = if self.status.is_server_error() {
+            let cause = self.source.as_deref().map(|e| chain(e)).unwrap_or_default();
+            tracing::error!(status = self.status.as_u16(), cause = %cause, "{}", self.message);
+            "The server failed to handle the request; the error is in its log.".to_owned()
+        } else {
+            self.message
+        };
+        let mut resp = (self.status, Json(serde_json::json!({ "error": message }))).into_response();
+        if self.status == StatusCode::CONFLICT {
+            // twine shows the reason phrase as the error.
+            resp.extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(b"Conflict: File already exists"));
+        }
+        resp
+    }
+}

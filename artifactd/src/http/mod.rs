@@ -1,0 +1,443 @@
+//! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
+
+mod error;
+mod pages;
+mod respond;
+mod upload;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use artifactd_plugin_api::{
+    DynProvider, IndexScope, InsertOutcome, ListQuery, Principal, Registry, RepoContext,
+    RepoSettings, ServeRequest, UploadRequest, UploadedFile,
+};
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{CONTENT_TYPE, HOST, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::json;
+
+pub use error::ApiError;
+use upload::{Limits, SpooledFile};
+
+use crate::catalog::DbCatalog;
+use crate::config::Config;
+use crate::db::entities::repo;
+use crate::db::{Db, settings_of};
+use crate::signer::RepoSigner;
+use crate::storage::BlobStore;
+
+/// Shared state of the running server.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    db: Db,
+    blobs: BlobStore,
+    config: Config,
+    pages: pages::Pages,
+    tmp_dir: PathBuf,
+    index_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(registry: Registry, db: Db, blobs: BlobStore, config: Config, tmp_dir: PathBuf) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                db,
+                blobs,
+                config,
+                pages: pages::Pages::new(),
+                tmp_dir,
+                index_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(b) = &self.inner.config.base_url {
+            return b.clone();
+        }
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    /// The context for a hook on `kind/name`; `row` is `None` for a repo not created yet.
+    fn context(
+        &self,
+        kind: &str,
+        name: &str,
+        row: Option<&repo::Model>,
+        principal: Principal,
+        base: &str,
+    ) -> RepoContext {
+        let settings = row.map(settings_of).unwrap_or_else(RepoSettings::default);
+        let catalog = DbCatalog::new(
+            self.inner.db.clone(),
+            row.map(|r| r.id),
+            settings.overwrite,
+            principal.label(),
+        );
+        RepoContext::new(
+            name,
+            format!("{base}/repo/{kind}/{name}/"),
+            Arc::new(catalog),
+            self.inner.blobs.derived(kind, name),
+            Arc::new(RepoSigner),
+        )
+        .with_settings(settings)
+        .with_principal(principal)
+    }
+
+    /// Runs a provider's index hook, one at a time per repo.
+    async fn reindex(&self, provider: &DynProvider, repo_id: i64, cx: &RepoContext, scope: IndexScope) -> Result<(), ApiError> {
+        let lock = {
+            let mut locks = self
+                .inner
+                .index_locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(repo_id).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        let started = Instant::now();
+        provider.index(cx, scope).await?;
+        tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
+        Ok(())
+    }
+}
+
+/// The router with every route and middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(healthz))
+        .route("/static/style.css", get(pages::style))
+        .route("/addpkg", post(addpkg))
+        .route("/repo", get(pages::providers))
+        .route("/repo/", get(pages::providers))
+        .route("/repo/{*rest}", axum::routing::any(repo_dispatch))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n").into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("There is nothing at this URL.")
+}
+
+/// The one place where a request's principal is established; providers only ever see the result.
+async fn authenticate(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(Principal::Anonymous);
+    next.run(req).await
+}
+
+async fn log_requests(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "Request."
+    );
+    resp
+}
+
+fn principal_of(req: &Request) -> Principal {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal::Anonymous)
+}
+
+/// Repo names: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, without `..`.
+pub fn validate_repo_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Invalid repo name {name:?}: use 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'."
+        )))
+    }
+}
+
+/// The decoded segments of a `/repo/...` path.
+#[derive(Debug)]
+struct RepoPath {
+    segments: Vec<String>,
+    trailing_slash: bool,
+}
+
+fn parse_repo_path(raw: &str) -> Result<RepoPath, ApiError> {
+    let trailing_slash = raw.ends_with('/');
+    let mut segments = Vec::new();
+    for seg in raw.split('/').filter(|s| !s.is_empty()) {
+        let decoded = percent_encoding::percent_decode_str(seg)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad_request("The URL path is not valid UTF-8."))?;
+        if decoded == "." || decoded == ".." {
+            return Err(ApiError::bad_request("The URL path may not contain '.' or '..' segments."));
+        }
+        if decoded.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+            return Err(ApiError::bad_request(
+                "The URL path may not contain encoded slashes, backslashes or control characters.",
+            ));
+        }
+        segments.push(decoded.into_owned());
+    }
+    Ok(RepoPath {
+        segments,
+        trailing_slash,
+    })
+}
+
+async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let raw = req.uri().path().strip_prefix("/repo/").unwrap_or_default().to_owned();
+    let path = parse_repo_path(&raw)?;
+    let principal = principal_of(&req);
+    let base = st.base_url(req.headers());
+    let (kind, name, rest) = match path.segments.as_slice() {
+        [] => return Ok(pages::providers(State(st)).await?.into_response()),
+        [kind] => {
+            let provider = st.inner.registry.get(kind)?.clone();
+            return pages::provider_repos(&st, &provider).await;
+        }
+        [kind, name, rest @ ..] => (kind.clone(), name.clone(), rest.join("/")),
+    };
+    let provider = st.inner.registry.get(&kind)?.clone();
+    validate_repo_name(&name)?;
+    let rest = if path.trailing_slash && !rest.is_empty() {
+        format!("{rest}/")
+    } else {
+        rest
+    };
+    let method = req.method().clone();
+    match method {
+        Method::GET | Method::HEAD => {
+            if rest.is_empty() && !path.trailing_slash {
+                let mut location = format!("/repo/{kind}/{name}/");
+                if let Some(q) = req.uri().query() {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                let mut resp = StatusCode::MOVED_PERMANENTLY.into_response();
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    resp.headers_mut().insert(LOCATION, v);
+                }
+                return Ok(resp);
+            }
+            let row = st
+                .inner
+                .db
+                .repo(&kind, &name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("There is no {kind} repo named {name:?}.")))?;
+            let cx = st.context(&kind, &name, Some(&row), principal, &base);
+            let mut sreq = ServeRequest::get(rest);
+            sreq.method = method.clone();
+            sreq.query = req.uri().query().map(str::to_owned);
+            sreq.headers = req.headers().clone();
+            let resp = provider.serve(&cx, sreq).await?;
+            respond::render(&method, req.headers(), resp, st.inner.blobs.store().as_ref(), cx.blobs.as_ref()).await
+        }
+        Method::POST | Method::PUT => {
+            let query = query_pairs(req.uri().query());
+            let (parts, body) = req.into_parts();
+            let spooled = upload::spool(
+                &parts.headers,
+                body,
+                &st.inner.tmp_dir,
+                Limits {
+                    max_bytes: st.inner.config.max_upload_bytes,
+                    file_field: None,
+                },
+            )
+            .await?;
+            let mut params = query;
+            params.extend(spooled.fields);
+            let file = spooled.file.ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
+            ingest(&st, principal, &base, &provider, &name, Some(rest), params, file).await
+        }
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("The method {method} is not allowed here."),
+        )),
+    }
+}
+
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    q.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+async fn addpkg(
+    State(st): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let principal = principal_of(&req);
+    let base = st.base_url(req.headers());
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let kind = param("provider")
+        .ok_or_else(|| ApiError::bad_request("Missing the query parameter \"provider\" (e.g. provider=pypi)."))?;
+    let provider = st.inner.registry.get(&kind)?.clone();
+    let name = param("reponame")
+        .ok_or_else(|| ApiError::bad_request("Missing the query parameter \"reponame\" (the repo to upload to)."))?;
+    validate_repo_name(&name)?;
+    let (parts, body) = req.into_parts();
+    let spooled = upload::spool(
+        &parts.headers,
+        body,
+        &st.inner.tmp_dir,
+        Limits {
+            max_bytes: st.inner.config.max_upload_bytes,
+            file_field: Some("f"),
+        },
+    )
+    .await?;
+    let mut params: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, _)| k != "provider" && k != "reponame")
+        .collect();
+    params.extend(spooled.fields);
+    let file = spooled.file.ok_or_else(|| ApiError::bad_request("Missing the multipart field \"f\" with the package file."))?;
+    ingest(&st, principal, &base, &provider, &name, None, params, file).await
+}
+
+fn valid_record_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+        && p.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The upload flow shared by `/addpkg` and the providers' own upload protocols.
+#[allow(clippy::too_many_arguments)] // One call site per protocol; a struct would only rename them.
+async fn ingest(
+    st: &AppState,
+    principal: Principal,
+    base: &str,
+    provider: &DynProvider,
+    name: &str,
+    native_path: Option<String>,
+    params: Vec<(String, String)>,
+    file: SpooledFile,
+) -> Result<Response, ApiError> {
+    let kind = provider.kind();
+    let existing = st.inner.db.repo(kind, name).await?;
+    let cx = st.context(kind, name, existing.as_ref(), principal.clone(), base);
+    let uploaded = UploadedFile::new(file.filename.clone(), file.temp.to_path_buf(), file.size, file.sha256.clone());
+    let outcome = provider.upload(&cx, UploadRequest::new(native_path, params, uploaded)).await?;
+    if outcome.records.is_empty() {
+        return Err(ApiError::internal("upload hook", artifactd_plugin_api::Error::internal_msg(format!("provider {kind} returned no records"))));
+    }
+    for r in &outcome.records {
+        if r.sha256 != file.sha256 || r.size != file.size || !valid_record_path(&r.path) || r.scope.len() > 128 || r.path.len() > 512 {
+            return Err(ApiError::internal(
+                "upload hook",
+                artifactd_plugin_api::Error::internal_msg(format!("provider {kind} returned an invalid record for {:?}", r.path)),
+            ));
+        }
+        // Refuse a conflict before storing anything; the unique index still decides races.
+        if !cx.settings.overwrite {
+            let stored = cx.catalog.list(ListQuery::path(&r.path).in_scope(&r.scope)).await?;
+            if let Some(s) = stored.iter().find(|s| s.sha256 != r.sha256) {
+                return Err(artifactd_plugin_api::Error::Conflict(format!(
+                    "File already exists: {} is stored with different content (sha256 {}); the repo does not allow overwrite.",
+                    r.path, s.sha256
+                ))
+                .into());
+            }
+        }
+    }
+    st.inner.blobs.put_content(&file.temp, &file.sha256).await?;
+    let row = st.inner.db.repo_or_create(kind, name).await?;
+    let cx = st.context(kind, name, Some(&row), principal, base);
+    let mut done = Vec::new();
+    for r in outcome.records {
+        done.push(cx.catalog.insert(r).await?);
+    }
+    let changed: Vec<String> = done.iter().filter(|o| o.changed()).map(|o| o.record().scope.clone()).collect();
+    if !changed.is_empty() {
+        let mut scopes = changed;
+        scopes.sort();
+        scopes.dedup();
+        st.reindex(provider, row.id, &cx, IndexScope::Scopes(scopes)).await?;
+    }
+    let created = done.iter().any(InsertOutcome::changed);
+    let files: Vec<serde_json::Value> = done
+        .iter()
+        .map(|o| {
+            let r = o.record();
+            json!({
+                "path": r.path,
+                "filename": r.path.rsplit('/').next().unwrap_or(&r.path),
+                "scope": r.scope,
+                "name": r.name,
+                "version": r.version,
+                "size": r.size,
+                "sha256": r.sha256,
+                "url": format!("{}{}", cx.base_url, r.path),
+                "status": match o { InsertOutcome::Inserted(_) => "created", InsertOutcome::Replaced(_) => "replaced", _ => "exists" },
+            })
+        })
+        .collect();
+    let first = done[0].record();
+    tracing::info!(provider = kind, repo = name, path = %first.path, created, "Stored upload.");
+    let body = json!({
+        "provider": kind,
+        "repo": name,
+        "name": first.name,
+        "version": first.version,
+        "filename": first.path.rsplit('/').next().unwrap_or(&first.path),
+        "size": first.size,
+        "sha256": first.sha256,
+        "url": format!("{}{}", cx.base_url, first.path),
+        "created": created,
+        "files": files,
+    });
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(body)).into_response())
+}

@@ -1,0 +1,180 @@
+//! Streaming multipart intake: the file goes to a temporary file, hashed and size-checked as the
+//! bytes arrive; text fields are collected with bounded sizes. Nothing is held whole in memory.
+
+use std::path::Path;
+
+use axum::body::Body;
+use futures_util::TryStreamExt as _;
+use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use sha2::{Digest as _, Sha256};
+use tempfile::TempPath;
+use tokio::io::AsyncWriteExt as _;
+
+use super::error::ApiError;
+
+/// Text fields may not exceed this many bytes each.
+const MAX_FIELD_BYTES: usize = 1 << 20;
+/// Nor this many in all.
+const MAX_FIELDS_BYTES: usize = 8 << 20;
+
+/// The spooled file of an upload.
+#[derive(Debug)]
+pub struct SpooledFile {
+    /// The client's file name.
+    pub filename: String,
+    /// The temporary file, removed on drop.
+    pub temp: TempPath,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
+/// A spooled multipart body.
+#[derive(Debug, Default)]
+pub struct Spooled {
+    /// Text fields, in order.
+    pub fields: Vec<(String, String)>,
+    /// The one file part.
+    pub file: Option<SpooledFile>,
+}
+
+/// What to accept.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'a> {
+    /// Largest file.
+    pub max_bytes: u64,
+    /// The one field the file must come in, if the protocol names it.
+    pub file_field: Option<&'a str>,
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("The upload exceeds the server's limit of {limit} bytes."),
+    )
+}
+
+fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            too_large(limit)
+        }
+        multer::Error::StreamReadFailed(_) => {
+            ApiError::bad_request("The request body ended before the multipart form was complete.")
+        }
+        other => ApiError::bad_request(format!("The multipart form is malformed: {other}.")),
+    }
+}
+
+/// Reads a `multipart/form-data` body.
+///
+/// # Errors
+/// 400 for a body that is not multipart or is malformed, for a second file where one is
+/// expected and for a file in an unexpected field; 413 past the size limit, detected while
+/// streaming.
+pub async fn spool(
+    headers: &HeaderMap,
+    body: Body,
+    tmp_dir: &Path,
+    limits: Limits<'_>,
+) -> Result<Spooled, ApiError> {
+    let expected = limits.file_field.unwrap_or("f");
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Send the package as multipart/form-data with the file in the field {expected:?}."
+        ))
+    })?;
+    let slack = MAX_FIELDS_BYTES as u64 + (1 << 20);
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limits.max_bytes.saturating_add(slack))
+            .per_field(limits.max_bytes.saturating_add(1)),
+    );
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut out = Spooled::default();
+    let mut text_bytes = 0usize;
+    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(filename) => {
+                if let Some(want) = limits.file_field
+                    && name != want
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Unexpected file in the form field {name:?}; send the package in the field {want:?}."
+                    )));
+                }
+                if out.file.is_some() {
+                    return Err(ApiError::bad_request(
+                        "The form carries more than one file; upload one file per request.",
+                    ));
+                }
+                let named = tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(tmp_dir)
+                    .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
+                let (std_file, temp) = named.into_parts();
+                let mut file = tokio::fs::File::from_std(std_file);
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+                    size += chunk.len() as u64;
+                    if size > limits.max_bytes {
+                        return Err(too_large(limits.max_bytes));
+                    }
+                    hasher.update(&chunk);
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
+                }
+                file.flush()
+                    .await
+                    .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
+                file.sync_data()
+                    .await
+                    .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
+                out.file = Some(SpooledFile {
+                    filename,
+                    temp,
+                    size,
+                    sha256: hex::encode(hasher.finalize()),
+                });
+            }
+            None => {
+                let mut value = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+                    if value.len() + chunk.len() > MAX_FIELD_BYTES {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("The form field {name:?} is larger than {MAX_FIELD_BYTES} bytes."),
+                        ));
+                    }
+                    value.extend_from_slice(&chunk);
+                }
+                text_bytes += value.len();
+                if text_bytes > MAX_FIELDS_BYTES {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("The form's text fields exceed {MAX_FIELDS_BYTES} bytes in all."),
+                    ));
+                }
+                let value = String::from_utf8(value).map_err(|_| {
+                    ApiError::bad_request(format!("The form field {name:?} is not valid UTF-8."))
+                })?;
+                out.fields.push((name, value));
+            }
+        }
+    }
+    if out.file.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "Missing the multipart field {expected:?} with the package file."
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! artifactd, the host: HTTP, configuration, the catalog database, blob storage and signing,
+//! with package formats plugged in as providers (see `artifactd-plugin-api`).
+//!
+//! A binary with extra providers is a few lines:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     artifactd::main_with(artifactd::Server::builder().builtin_providers())
+//! }
+//! ```
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod server;
+pub mod signer;
+pub mod storage;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+pub use server::{Server, ServerBuilder, StartError};
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+/// Parses the command line, starts the server with `builder`'s providers and serves until
+/// stopped. Prints `artifactd listening on http://ADDR` on stdout once it accepts connections.
+pub fn main_with(builder: ServerBuilder) -> ExitCode {
+    let args = config::Args::parse();
+    let config = match config::Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("artifactd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = if config.debug { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARTIFACTD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},sqlx=warn,sea_orm=warn"))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("artifactd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server = match builder.build(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("artifactd: {}", error_chain(&e));
+                return ExitCode::from(2);
+            }
+        };
+        match server.local_addr() {
+            Ok(addr) => {
+                println!("artifactd listening on http://{addr}");
+                tracing::info!(%addr, "Listening.");
+            }
+            Err(e) => eprintln!("artifactd: {e}"),
+        }
+        match server.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("artifactd: {}", error_chain(&e));
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,145 @@
+//! Configuration → a started server: providers registered, database migrated, storage open,
+//! socket bound. Every failure happens here, at start-up, with the setting named.
+
+use std::net::SocketAddr;
+
+use artifactd_plugin_api::{ProviderFactory, Registry, RegistryError};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::db::{Db, DbStartError};
+use crate::http::{AppState, router};
+use crate::storage::{BlobStore, StorageStartError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A provider could not be registered.
+    #[error("provider registration failed")]
+    Registry(#[from] RegistryError),
+    /// The database is unusable.
+    #[error("--database/DATABASE_URL: {0}")]
+    Db(#[from] DbStartError),
+    /// The blob store is unusable.
+    #[error("blob storage (--s3/S3_URL or --data-dir): {0}")]
+    Storage(#[from] StorageStartError),
+    /// The data folder cannot be created.
+    #[error("--data-dir/ARTIFACTD_DATA_DIR: cannot create {path}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listen address is taken or not allowed.
+    #[error("--listen/--port: cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Collects the providers a server will mount.
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    factories: Vec<ProviderFactory>,
+}
+
+impl ServerBuilder {
+    /// Adds a provider.
+    pub fn provider(mut self, factory: ProviderFactory) -> Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// Adds the providers that ship with artifactd (pypi, apt).
+    pub fn builtin_providers(self) -> Self {
+        self.provider(artifactd_pypi::factory())
+            .provider(artifactd_apt::factory())
+    }
+
+    /// Starts everything but the accept loop.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the setting at fault.
+    pub async fn build(self, config: Config) -> Result<Server, StartError> {
+        let mut registry = Registry::new();
+        for f in &self.factories {
+            registry.register(f)?;
+        }
+        let tmp_dir = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|source| StartError::DataDir {
+            path: tmp_dir.display().to_string(),
+            source,
+        })?;
+        let db = Db::open(&config.database_url).await?;
+        let blobs = BlobStore::open(&config.blobs).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let state = AppState::new(registry, db, blobs, config, tmp_dir);
+        Ok(Server { listener, state })
+    }
+}
+
+/// A server ready to accept connections.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// A builder with no providers.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The bound address (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+    ///
+    /// # Errors
+    /// I/O errors of the accept loop.
+    pub async fn run(self) -> std::io::Result<()> {
+        let app = router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("Shutting down.");
+}

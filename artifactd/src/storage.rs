@@ -1,0 +1,159 @@
+//! Blob storage: uploaded files by content hash, and each provider's derived files per repo.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use artifactd_plugin_api::{Error, Result};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as BlobPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+use tokio::io::AsyncReadExt as _;
+
+use crate::config::BlobConfig;
+
+/// A typed key in the bucket; no other code formats storage paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKey<'a> {
+    /// An uploaded file, by lower-case hex SHA-256: `content/sha256/ab/cd/abcd…`.
+    Content(&'a str),
+    /// The root of a provider's derived files for one repo: `derived/<provider>/<repo>`.
+    Derived {
+        /// Provider kind.
+        provider: &'a str,
+        /// Repo name.
+        repo: &'a str,
+    },
+}
+
+impl StorageKey<'_> {
+    /// The object path.
+    pub fn path(&self) -> BlobPath {
+        match self {
+            Self::Content(sha) if sha.len() >= 4 => {
+                BlobPath::from(format!("content/sha256/{}/{}/{sha}", &sha[..2], &sha[2..4]))
+            }
+            Self::Content(sha) => BlobPath::from(format!("content/sha256/{sha}")),
+            Self::Derived { provider, repo } => BlobPath::from(format!("derived/{provider}/{repo}")),
+        }
+    }
+}
+
+/// Why blob storage could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageStartError {
+    /// The local folder is unusable.
+    #[error("cannot use the blob folder {path}")]
+    Local {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// S3 is configured but unusable.
+    #[error("cannot use the S3 bucket: {0}")]
+    S3(String),
+}
+
+/// The blob store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// For a local store: its root, so uploads can be moved into place instead of copied.
+    local_root: Option<PathBuf>,
+}
+
+const PART_SIZE: usize = 8 << 20;
+
+impl BlobStore {
+    /// Opens the configured store, creating what is missing.
+    ///
+    /// # Errors
+    /// [`StorageStartError`] naming the problem.
+    pub async fn open(cfg: &BlobConfig) -> Result<Self, StorageStartError> {
+        match cfg {
+            BlobConfig::Local(root) => {
+                let local = |source: Box<dyn std::error::Error + Send + Sync>| StorageStartError::Local {
+                    path: root.clone(),
+                    source,
+                };
+                std::fs::create_dir_all(root).map_err(|e| local(e.into()))?;
+                let root = std::fs::canonicalize(root).map_err(|e| local(e.into()))?;
+                let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| local(e.into()))?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    local_root: Some(root),
+                })
+            }
+            BlobConfig::S3(_) => Err(StorageStartError::S3(
+                "this build has no S3 support".to_owned(),
+            )),
+        }
+    }
+
+    /// An in-process store over any object store (tests).
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            local_root: None,
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The derived-file store of one provider's repo.
+    pub fn derived(&self, provider: &str, repo: &str) -> Arc<dyn ObjectStore> {
+        Arc::new(PrefixStore::new(
+            self.store.clone(),
+            StorageKey::Derived { provider, repo }.path(),
+        ))
+    }
+
+    /// Stores an uploaded file under its content key. A local store moves the file into place;
+    /// any other store streams it in parts. Storing bytes that are already there is harmless.
+    ///
+    /// # Errors
+    /// Storage and file I/O failures.
+    pub async fn put_content(&self, file: &Path, sha256: &str) -> Result<()> {
+        let key = StorageKey::Content(sha256).path();
+        if let Some(root) = &self.local_root {
+            let target = root.join(key.as_ref());
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            if tokio::fs::rename(file, &target).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let upload = self.store.put_multipart(&key).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut f = tokio::fs::File::open(file).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
+    /// Whether the content blob exists.
+    ///
+    /// # Errors
+    /// Storage failures other than "not found".
+    pub async fn has_content(&self, sha256: &str) -> Result<bool> {
+        match self.store.head(&StorageKey::Content(sha256).path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::Storage(e)),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The extension point of artifactd: everything a package-format provider needs, and nothing else.
+//!
+//! A provider implements [`Provider`] with three hooks:
+//!
+//! - [`Provider::upload`] inspects one uploaded file (already streamed to a local temporary file and
+//!   hashed by the host) and describes the [`NewRecord`]s to store. The host then puts the blob,
+//!   inserts the records under unique constraints and applies the repo's overwrite policy, so every
+//!   provider gets idempotent re-uploads and `409 Conflict` on changed bytes for free.
+//! - [`Provider::index`] regenerates whatever derived files the format needs (APT `Release`, …)
+//!   from the catalog. It is idempotent and the host serializes it per repo.
+//! - [`Provider::serve`] answers a read request below the provider's mount
+//!   (`/repo/<kind>/<repo>/…`). A response may point at a blob; the host then streams it and
+//!   implements `HEAD`, `Range`, `ETag` and caching once for every provider.
+//!
+//! The host hands each hook a [`RepoContext`]: the repo's [`Catalog`] of file records, a blob
+//! store scoped to the provider and repo, a [`Signer`], the repo's [`RepoSettings`], the external
+//! base URL and the authenticated [`Principal`]. None of the host's database, HTTP server or
+//! OpenPGP types cross this boundary; the vocabulary crates this API uses are re-exported so that
+//! a provider crate needs no other dependency.
+//!
+//! Providers are registered explicitly, by [`ProviderFactory`], in a [`Registry`].
+
+mod context;
+pub mod html;
+mod error;
+mod provider;
+mod record;
+mod registry;
+mod serve;
+mod upload;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use context::{Principal, RepoContext, RepoSettings, Signer};
+pub use error::{Error, Result};
+pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory};
+pub use record::{Catalog, FileRecord, InsertOutcome, ListQuery, NewRecord};
+pub use registry::{Registry, RegistryError};
+pub use serve::{BlobRef, ServeBody, ServeRequest, ServeResponse};
+pub use upload::{UploadOutcome, UploadRequest, UploadedFile};
+
+pub use async_trait::async_trait;
+pub use bytes;
+pub use http;
+pub use object_store;
+pub use serde;
+pub use serde_json;

@@ -1,0 +1,111 @@
+//! The `Provider` trait: the three hooks a package format implements.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::context::RepoContext;
+use crate::serve::{ServeRequest, ServeResponse};
+use crate::upload::{UploadOutcome, UploadRequest};
+use crate::Result;
+
+/// Which part of a repo's derived indexes to regenerate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexScope {
+    /// Everything (after a restore, a key change, or when unsure).
+    All,
+    /// Only these record scopes changed.
+    Scopes(Vec<String>),
+}
+
+impl IndexScope {
+    /// Whether `scope` needs regenerating.
+    pub fn includes(&self, scope: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Scopes(s) => s.iter().any(|x| x == scope),
+        }
+    }
+}
+
+/// A package format, mounted by the host at `/repo/<kind>/`.
+///
+/// # Contract
+/// - `kind` is constant, lower-case ASCII letters, digits and `-`; it is the URL segment.
+/// - `upload` MUST NOT store records itself: it validates the file, derives every name that
+///   becomes a path or index field from the file's content (checked against an ASCII allow-list),
+///   and returns the records. It MAY write derived blobs (such as extracted metadata) to
+///   `cx.blobs`, under names derived from the content hash, so that a refused upload leaves only
+///   harmless orphans. When the request carries `name`/`version` parameters, they MUST match the
+///   file (compared in the format's normal form).
+/// - `index` MUST be idempotent and read only the catalog and its own derived blobs; the host
+///   calls it after every change and serializes calls per repo.
+/// - `serve` MUST answer 404 ([`crate::Error::NotFound`]) for any path it does not know and MUST
+///   NOT reach anything outside its repo.
+///
+/// # Errors
+/// Client mistakes are [`crate::Error::InvalidInput`], [`crate::Error::NotFound`] or
+/// [`crate::Error::Conflict`], with a one-sentence message naming the broken rule; everything
+/// else is a server error and is logged with its cause.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug + 'static {
+    /// The URL segment and log field, e.g. `"pypi"`.
+    fn kind(&self) -> &'static str;
+
+    /// A one-line human description for listings.
+    fn description(&self) -> &'static str {
+        ""
+    }
+
+    /// Inspects one uploaded file and says what to store.
+    async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome>;
+
+    /// Regenerates derived indexes for `scope`.
+    async fn index(&self, cx: &RepoContext, scope: IndexScope) -> Result<()>;
+
+    /// Answers a read request below the repo mount.
+    async fn serve(&self, cx: &RepoContext, req: ServeRequest) -> Result<ServeResponse>;
+}
+
+/// How providers are held: as shared trait objects.
+pub type DynProvider = Arc<dyn Provider>;
+
+/// Builds a provider; each provider crate exports one (`pub fn factory() -> ProviderFactory`).
+#[derive(Clone)]
+pub struct ProviderFactory {
+    kind: &'static str,
+    build: Arc<dyn Fn() -> Result<DynProvider> + Send + Sync>,
+}
+
+impl ProviderFactory {
+    /// A factory for `kind`, which must equal the built provider's [`Provider::kind`].
+    pub fn new(
+        kind: &'static str,
+        build: impl Fn() -> Result<DynProvider> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            build: Arc::new(build),
+        }
+    }
+
+    /// The kind this factory builds.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Builds the provider.
+    pub fn build(&self) -> Result<DynProvider> {
+        (self.build)()
+    }
+}
+
+impl fmt::Debug for ProviderFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderFactory")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,225 @@
+//! File records: the catalog rows a provider describes at upload and reads back to index and serve.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::upload::UploadedFile;
+
+/// A stored file, as the catalog returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FileRecord {
+    /// Provider-defined partition of the repo (APT: the dist); `""` when the format has none.
+    pub scope: String,
+    /// The file's path below the repo mount, unique within (repo, scope).
+    pub path: String,
+    /// The package name as the file spells it.
+    pub name: String,
+    /// The normalized name used for look-ups (PyPI: PEP 503 form).
+    pub key: String,
+    /// The package version as the file spells it.
+    pub version: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes; also the blob's address.
+    pub sha256: String,
+    /// Provider-defined metadata (parsed fields, extra digests, index stanzas, …).
+    pub meta: serde_json::Value,
+    /// Upload time, milliseconds since the Unix epoch (UTC).
+    pub uploaded_at: i64,
+    /// Who uploaded it ([`crate::Principal::label`]).
+    pub uploader: String,
+    /// The yank reason, when the file is yanked (`Some("")` for no reason given).
+    pub yanked: Option<String>,
+}
+
+/// A record to insert: everything but what the host fills in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NewRecord {
+    /// See [`FileRecord::scope`].
+    pub scope: String,
+    /// See [`FileRecord::path`].
+    pub path: String,
+    /// See [`FileRecord::name`].
+    pub name: String,
+    /// See [`FileRecord::key`].
+    pub key: String,
+    /// See [`FileRecord::version`].
+    pub version: String,
+    /// See [`FileRecord::size`].
+    pub size: u64,
+    /// See [`FileRecord::sha256`].
+    pub sha256: String,
+    /// See [`FileRecord::meta`].
+    pub meta: serde_json::Value,
+}
+
+impl FileRecord {
+    /// A stored record: `new` plus what the store adds.
+    pub fn stored(new: NewRecord, uploaded_at: i64, uploader: String, yanked: Option<String>) -> Self {
+        Self {
+            scope: new.scope,
+            path: new.path,
+            name: new.name,
+            key: new.key,
+            version: new.version,
+            size: new.size,
+            sha256: new.sha256,
+            meta: new.meta,
+            uploaded_at,
+            uploader,
+            yanked,
+        }
+    }
+}
+
+impl NewRecord {
+    /// A record with every identifying field, in the default scope, with no metadata.
+    pub fn new(
+        path: impl Into<String>,
+        name: impl Into<String>,
+        key: impl Into<String>,
+        version: impl Into<String>,
+        size: u64,
+        sha256: impl Into<String>,
+    ) -> Self {
+        Self {
+            scope: String::new(),
+            path: path.into(),
+            name: name.into(),
+            key: key.into(),
+            version: version.into(),
+            size,
+            sha256: sha256.into(),
+            meta: serde_json::Value::Null,
+        }
+    }
+
+    /// A record for an uploaded file, in the default scope, with no metadata.
+    pub fn for_upload(
+        file: &UploadedFile,
+        path: impl Into<String>,
+        name: impl Into<String>,
+        key: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        Self::new(path, name, key, version, file.size, file.sha256.clone())
+    }
+
+    /// Sets the scope.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = meta;
+        self
+    }
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum InsertOutcome {
+    /// A new row.
+    Inserted(FileRecord),
+    /// A row with the same (scope, path) and the same bytes was there already; nothing changed.
+    Identical(FileRecord),
+    /// The repo allows overwrite and the row's bytes were replaced.
+    Replaced(FileRecord),
+}
+
+impl InsertOutcome {
+    /// The record as stored now.
+    pub fn record(&self) -> &FileRecord {
+        match self {
+            Self::Inserted(r) | Self::Identical(r) | Self::Replaced(r) => r,
+        }
+    }
+
+    /// Whether the catalog changed.
+    pub fn changed(&self) -> bool {
+        !matches!(self, Self::Identical(_))
+    }
+}
+
+/// A filter for [`Catalog::list`]; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListQuery {
+    /// Only this scope.
+    pub scope: Option<String>,
+    /// Only records with this key.
+    pub key: Option<String>,
+    /// Only this path.
+    pub path: Option<String>,
+}
+
+impl ListQuery {
+    /// Everything in the repo.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Records with this key.
+    pub fn key(key: impl Into<String>) -> Self {
+        Self {
+            key: Some(key.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Records at this path (in any scope).
+    pub fn path(path: impl Into<String>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Restricts to one scope.
+    pub fn in_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+}
+
+/// The file records of one repo, implemented by the host on its database.
+///
+/// # Contract
+/// - `(scope, path)` is unique within a repo, enforced by the store itself, so concurrent
+///   inserts of the same file produce exactly one row.
+/// - [`Catalog::insert`] of a record whose `(scope, path)` exists returns
+///   [`InsertOutcome::Identical`] when the SHA-256 is the same; otherwise it replaces the row when
+///   the repo allows overwrite and fails with [`crate::Error::Conflict`] when it does not.
+/// - Every change bumps the repo's [`Catalog::generation`].
+/// - [`Catalog::list`] returns records ordered by key, then version, then path.
+///
+/// # Errors
+/// Database failures are [`crate::Error::Internal`].
+#[async_trait]
+pub trait Catalog: Send + Sync + fmt::Debug {
+    /// Inserts a record whose blob is already stored.
+    async fn insert(&self, record: NewRecord) -> Result<InsertOutcome>;
+    /// The records matching `query`.
+    async fn list(&self, query: ListQuery) -> Result<Vec<FileRecord>>;
+    /// The distinct keys of the repo, sorted, with their display names.
+    async fn keys(&self) -> Result<Vec<(String, String)>>;
+    /// Removes one record; `false` when there was none.
+    async fn delete(&self, scope: &str, path: &str) -> Result<bool>;
+    /// Sets or clears the yank reason of one record; `false` when there was none.
+    async fn set_yanked(&self, scope: &str, path: &str, reason: Option<String>) -> Result<bool>;
+    /// A number that grows with every change to the repo (for cache validation across nodes).
+    async fn generation(&self) -> Result<u64>;
+
+    /// The record at `path` in any scope, if there is one.
+    async fn get(&self, path: &str) -> Result<Option<FileRecord>> {
+        Ok(self.list(ListQuery::path(path)).await?.into_iter().next())
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: the real binaries on 127.0.0.1:0, driven over HTTP and by real clients.
+
+// The host: /addpkg, repo mounts, pages, persistence, request errors.
+mod core;

@@ -1,0 +1,346 @@
+//! The end-to-end harness: a [`Server`] owns a real `artifactd` process on `127.0.0.1:0` with its
+//! own temporary data folder, and speaks HTTP to it; nothing is shared between tests.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// The folder the workspace's binaries are built into (next to this test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile folder")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, which `cargo test --workspace` builds before running tests.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing; run the suite with `cargo test --workspace`, which builds it",
+        p.display()
+    );
+    p
+}
+
+/// A response, fully read.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names in lower case (the last value wins).
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// A header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The `error` sentence of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Binary name in the target folder.
+    pub bin: String,
+    /// Extra arguments.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            bin: "artifactd".to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// The example binary with the tar provider.
+    pub fn with_tar() -> Self {
+        Self {
+            bin: "artifactd-with-tar".to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+}
+
+/// A running server with its own data folder.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    dir: TempDir,
+    opts: Options,
+    agent: ureq::Agent,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+impl Server {
+    /// `artifactd` with the built-in providers on SQLite and a local folder.
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    /// A server with options.
+    pub fn start_with(opts: Options) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("artifactd-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let mut s = Self {
+            child: None,
+            addr: String::new(),
+            dir,
+            opts,
+            agent: agent(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log file");
+        let mut cmd = Command::new(bin(&self.opts.bin));
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(&self.opts.args)
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("DATABASE_URL")
+            .env_remove("S3_URL")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("start the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        assert!(
+            line.starts_with("artifactd listening on http://"),
+            "the server did not start: {line:?}\n{}",
+            self.log()
+        );
+        self.addr = line.trim().trim_start_matches("artifactd listening on http://").to_owned();
+        self.child = Some(child);
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A scratch folder owned by this server's test.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        p
+    }
+
+    /// Stops the process (SIGKILL) and starts it again on the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills the process.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn read(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+        let mut resp = resp.expect("HTTP request failed");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .expect("read body");
+        Resp { status, headers, body }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Resp {
+        self.get_with(path, &[])
+    }
+
+    /// `GET path` with headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::read(req.call())
+    }
+
+    /// `HEAD path`.
+    pub fn head(&self, path: &str) -> Resp {
+        Self::read(self.agent.head(self.url(path)).call())
+    }
+
+    /// `POST path` with a multipart form: text fields and one file in `file_field`.
+    pub fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_field: &str,
+        filename: &str,
+        bytes: &[u8],
+    ) -> Resp {
+        let boundary = "artifactd-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.post_raw(path, &format!("multipart/form-data; boundary={boundary}"), &body)
+    }
+
+    /// `POST path` with a raw body.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Resp {
+        Self::read(
+            self.agent
+                .post(self.url(path))
+                .header("Content-Type", content_type)
+                .send(body),
+        )
+    }
+
+    /// The seed's upload: `POST /addpkg?{query}` with the file in field `f`.
+    pub fn addpkg(&self, query: &str, filename: &str, bytes: &[u8]) -> Resp {
+        self.post_multipart(&format!("/addpkg?{query}"), &[], "f", filename, bytes)
+    }
+
+    /// Every file below the data folder with its size (to prove a refused request stored nothing).
+    pub fn stored_files(&self) -> BTreeMap<String, u64> {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else if let Ok(m) = e.metadata() {
+                    let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+                    out.insert(rel, m.len());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.data_dir().join("blobs"), &self.data_dir().join("blobs"), &mut out);
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a command, failing the test with its output when it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A gzip member with the given payload bytes (enough for magic-number checks).
+pub fn fake_gzip(payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    v.extend_from_slice(payload);
+    v
+}
