@@ -61,9 +61,18 @@ async fn bump(
     upload_at: Option<i64>,
 ) -> Result<(), DbErr> {
     let mut q = repo::Entity::update_many()
-        .col_expr(repo::Column::Generation, Expr::col(repo::Column::Generation).add(1))
-        .col_expr(repo::Column::FileCount, Expr::col(repo::Column::FileCount).add(files))
-        .col_expr(repo::Column::TotalSize, Expr::col(repo::Column::TotalSize).add(bytes));
+        .col_expr(
+            repo::Column::Generation,
+            Expr::col(repo::Column::Generation).add(1),
+        )
+        .col_expr(
+            repo::Column::FileCount,
+            Expr::col(repo::Column::FileCount).add(files),
+        )
+        .col_expr(
+            repo::Column::TotalSize,
+            Expr::col(repo::Column::TotalSize).add(bytes),
+        );
     if let Some(at) = upload_at {
         q = q.col_expr(repo::Column::LastUpload, Expr::value(at));
     }
@@ -108,7 +117,9 @@ impl Catalog for DbCatalog {
         let txn = self.db.conn().begin().await.map_err(db_err)?;
         match row.insert(&txn).await {
             Ok(m) => {
-                bump(&txn, repo_id, 1, size, Some(now)).await.map_err(db_err)?;
+                bump(&txn, repo_id, 1, size, Some(now))
+                    .await
+                    .map_err(db_err)?;
                 txn.commit().await.map_err(db_err)?;
                 return Ok(InsertOutcome::Inserted(to_record(m)));
             }
@@ -143,7 +154,9 @@ impl Catalog for DbCatalog {
         am.yanked = Set(None);
         let txn = self.db.conn().begin().await.map_err(db_err)?;
         let m = am.update(&txn).await.map_err(db_err)?;
-        bump(&txn, repo_id, 0, size - old_size, Some(now)).await.map_err(db_err)?;
+        bump(&txn, repo_id, 0, size - old_size, Some(now))
+            .await
+            .map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
         Ok(InsertOutcome::Replaced(to_record(m)))
     }
@@ -202,7 +215,9 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         if res.rows_affected == 1 {
-            bump(&txn, repo_id, -1, -existing.size, None).await.map_err(db_err)?;
+            bump(&txn, repo_id, -1, -existing.size, None)
+                .await
+                .map_err(db_err)?;
         }
         txn.commit().await.map_err(db_err)?;
         Ok(res.rows_affected == 1)

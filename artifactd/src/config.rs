@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 
 /// The `artifactd` command line.
 #[derive(Debug, Parser)]
-#[command(name = "artifactd", version, about = "A software repository server (PyPI, APT and more).")]
+#[command(
+    name = "artifactd",
+    version,
+    about = "A software repository server (PyPI, APT and more)."
+)]
 pub struct Args {
     /// Port to listen on (all interfaces unless --listen names an address).
     #[arg(short = 'p', long, env = "ARTIFACTD_PORT")]
@@ -129,7 +133,10 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
         let mut listen: SocketAddr = match &args.listen {
             Some(l) => l.parse().map_err(|_| {
-                invalid("--listen", format!("{l:?} is not an ADDRESS:PORT such as 127.0.0.1:8080."))
+                invalid(
+                    "--listen",
+                    format!("{l:?} is not an ADDRESS:PORT such as 127.0.0.1:8080."),
+                )
             })?,
             None => SocketAddr::from(([0, 0, 0, 0], 8080)),
         };
@@ -159,7 +166,10 @@ impl Config {
             None => None,
         };
         if args.max_upload_bytes == 0 {
-            return Err(invalid("--max-upload-bytes", "The limit must be above zero."));
+            return Err(invalid(
+                "--max-upload-bytes",
+                "The limit must be above zero.",
+            ));
         }
         Ok(Self {
             listen,
@@ -178,14 +188,28 @@ impl Config {
 fn normalize_database_url(url: &str) -> Result<String, ConfigError> {
     let setting = "--database/DATABASE_URL";
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(invalid(setting, format!("{:?} is not a URL; use sqlite://PATH, mysql://USER:PASS@HOST/DB or postgres://USER@HOST/DB.", redact(url))));
+        return Err(invalid(
+            setting,
+            format!(
+                "{:?} is not a URL; use sqlite://PATH, mysql://USER:PASS@HOST/DB or postgres://USER@HOST/DB.",
+                redact(url)
+            ),
+        ));
     };
-    let dialect = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+    let dialect = scheme
+        .split('+')
+        .next()
+        .unwrap_or(scheme)
+        .to_ascii_lowercase();
     let scheme = match dialect.as_str() {
         "sqlite" => {
             let mut u = format!("sqlite://{rest}");
             if !rest.contains("mode=") {
-                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                u.push_str(if rest.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
             return Ok(u);
         }
@@ -194,7 +218,9 @@ fn normalize_database_url(url: &str) -> Result<String, ConfigError> {
         other => {
             return Err(invalid(
                 setting,
-                format!("the database kind {other:?} is not supported; use sqlite, mysql or postgres."),
+                format!(
+                    "the database kind {other:?} is not supported; use sqlite, mysql or postgres."
+                ),
             ));
         }
     };
@@ -215,19 +241,33 @@ pub fn redact(url: &str) -> String {
 fn parse_s3_url(raw: &str, region: &str) -> Result<S3Config, ConfigError> {
     let setting = "--s3/S3_URL";
     let shape = "use http(s)://KEY:SECRET@ENDPOINT[:PORT]/BUCKET";
-    let u = url::Url::parse(raw)
-        .map_err(|e| invalid(setting, format!("{:?} is not a URL ({e}); {shape}.", redact(raw))))?;
+    let u = url::Url::parse(raw).map_err(|e| {
+        invalid(
+            setting,
+            format!("{:?} is not a URL ({e}); {shape}.", redact(raw)),
+        )
+    })?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err(invalid(setting, format!("the scheme must be http or https; {shape}.")));
+        return Err(invalid(
+            setting,
+            format!("the scheme must be http or https; {shape}."),
+        ));
     }
     let host = u
         .host_str()
         .ok_or_else(|| invalid(setting, format!("the URL has no endpoint host; {shape}.")))?;
     let bucket = u.path().trim_matches('/');
     if bucket.is_empty() || bucket.contains('/') {
-        return Err(invalid(setting, format!("the path must be exactly one bucket name; {shape}.")));
+        return Err(invalid(
+            setting,
+            format!("the path must be exactly one bucket name; {shape}."),
+        ));
     }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let endpoint = match u.port() {
         Some(p) => format!("{}://{host}:{p}", u.scheme()),
         None => format!("{}://{host}", u.scheme()),
@@ -255,7 +295,10 @@ mod tests {
     fn defaults_are_the_embedded_setup() {
         let c = Config::from_args(&args(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
-        assert!(c.database_url.starts_with("sqlite://./data/artifactd.sqlite3"));
+        assert!(
+            c.database_url
+                .starts_with("sqlite://./data/artifactd.sqlite3")
+        );
         assert_eq!(c.blobs, BlobConfig::Local(PathBuf::from("./data/blobs")));
     }
 

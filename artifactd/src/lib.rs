@@ -23,12 +23,17 @@ use clap::Parser as _;
 
 pub use server::{Server, ServerBuilder, StartError};
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes on one line, each said once.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        // Some errors repeat their source in their own message; say each part once.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cur = c.source();
     }
     out
@@ -48,12 +53,17 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
     let filter = if config.debug { "debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ARTIFACTD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},sqlx=warn,sea_orm=warn"))),
+            tracing_subscriber::EnvFilter::try_from_env("ARTIFACTD_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{filter},sqlx=warn,sea_orm=warn"))
+            }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("artifactd: cannot start the async runtime: {e}");

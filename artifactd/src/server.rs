@@ -81,12 +81,13 @@ impl ServerBuilder {
         })?;
         let db = Db::open(&config.database_url).await?;
         let blobs = BlobStore::open(&config.blobs).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let state = AppState::new(registry, db, blobs, config, tmp_dir);
         Ok(Server { listener, state })
     }

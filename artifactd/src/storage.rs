@@ -34,7 +34,9 @@ impl StorageKey<'_> {
                 BlobPath::from(format!("content/sha256/{}/{}/{sha}", &sha[..2], &sha[2..4]))
             }
             Self::Content(sha) => BlobPath::from(format!("content/sha256/{sha}")),
-            Self::Derived { provider, repo } => BlobPath::from(format!("derived/{provider}/{repo}")),
+            Self::Derived { provider, repo } => {
+                BlobPath::from(format!("derived/{provider}/{repo}"))
+            }
         }
     }
 }
@@ -74,10 +76,11 @@ impl BlobStore {
     pub async fn open(cfg: &BlobConfig) -> Result<Self, StorageStartError> {
         match cfg {
             BlobConfig::Local(root) => {
-                let local = |source: Box<dyn std::error::Error + Send + Sync>| StorageStartError::Local {
-                    path: root.clone(),
-                    source,
-                };
+                let local =
+                    |source: Box<dyn std::error::Error + Send + Sync>| StorageStartError::Local {
+                        path: root.clone(),
+                        source,
+                    };
                 std::fs::create_dir_all(root).map_err(|e| local(e.into()))?;
                 let root = std::fs::canonicalize(root).map_err(|e| local(e.into()))?;
                 let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| local(e.into()))?;

@@ -1,1 +1,176 @@
+//! Start-up of the real binary: the embedded default, and bad settings failing with one clear
+//! line that names the setting.
 
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_artifactd");
+
+fn temp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("artifactd-cli-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Runs the binary expecting it to exit with a failure; returns its stderr.
+fn fails(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = temp();
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("S3_URL")
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run artifactd");
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("artifactd:"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one clear error line expected, got:\n{stderr}"
+    );
+    lines[0].to_owned()
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    resp
+}
+
+fn start_in(dir: &std::path::Path) -> (std::process::Child, String) {
+    // No arguments: the listen address comes from the environment so the test needs no fixed port.
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .env("ARTIFACTD_LISTEN", "127.0.0.1:0")
+        .env_remove("DATABASE_URL")
+        .env_remove("S3_URL")
+        .env_remove("ARTIFACTD_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start artifactd");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .to_owned();
+    (child, addr)
+}
+
+#[test]
+fn no_arguments_in_an_empty_folder_starts_on_the_embedded_default() {
+    let dir = temp();
+    let (mut child, addr) = start_in(dir.path());
+    let home = get(&addr, "/");
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(home.contains("content-type: text/html"), "{home}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(dir.path().join("data/artifactd.sqlite3").exists());
+    assert!(dir.path().join("data/blobs").is_dir());
+    // And it starts again on what it created.
+    let (mut child, addr) = start_in(dir.path());
+    assert!(get(&addr, "/healthz").ends_with("ok\n"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_unreachable_database_names_the_setting() {
+    let line = fails(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "-d",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+        &[],
+    );
+    assert!(line.contains("DATABASE_URL"), "{line}");
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+    let line = fails(
+        &["--listen", "127.0.0.1:0"],
+        &[("DATABASE_URL", "mysql+pymysql://u:secret@127.0.0.1:1/db")],
+    );
+    assert!(line.contains("DATABASE_URL"), "{line}");
+    assert!(
+        !line.contains("secret"),
+        "passwords must not be printed: {line}"
+    );
+}
+
+#[test]
+fn unsupported_database_kinds_are_refused() {
+    let line = fails(&["-d", "oracle://x/y"], &[]);
+    assert!(
+        line.contains("DATABASE_URL") && line.contains("oracle"),
+        "{line}"
+    );
+    let line = fails(&["-d", "not a url"], &[]);
+    assert!(line.contains("DATABASE_URL"), "{line}");
+}
+
+#[test]
+fn malformed_s3_urls_name_the_setting() {
+    for url in [
+        "ftp://k:s@127.0.0.1/b",
+        "http://k:s@127.0.0.1:9000/",
+        "http://k:s@127.0.0.1/a/b",
+        "nonsense",
+    ] {
+        let line = fails(&["--listen", "127.0.0.1:0"], &[("S3_URL", url)]);
+        assert!(line.contains("S3_URL"), "{url}: {line}");
+        assert!(
+            !line.contains(":s@"),
+            "{url}: secrets must not be printed: {line}"
+        );
+    }
+}
+
+#[test]
+fn bad_listen_addresses_name_the_setting() {
+    let line = fails(&["--listen", "not-an-address"], &[]);
+    assert!(line.contains("--listen"), "{line}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let line = fails(&["--listen", &addr], &[]);
+    assert!(line.contains("--listen") && line.contains(&addr), "{line}");
+}
+
+#[test]
+fn help_lists_the_settings() {
+    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--port",
+        "--listen",
+        "--database",
+        "--s3",
+        "--data-dir",
+        "--debug",
+        "DATABASE_URL",
+        "S3_URL",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
-use crate::record::Catalog;
 use crate::Result;
+use crate::record::Catalog;
 
 /// Who made the request, established by the host before any provider code runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,8 @@
 //! Providers are registered explicitly, by [`ProviderFactory`], in a [`Registry`].
 
 mod context;
-pub mod html;
 mod error;
+pub mod html;
 mod provider;
 mod record;
 mod registry;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::Result;
 use crate::context::RepoContext;
 use crate::serve::{ServeRequest, ServeResponse};
 use crate::upload::{UploadOutcome, UploadRequest};
-use crate::Result;
 
 /// Which part of a repo's derived indexes to regenerate.
 #[derive(Debug, Clone, PartialEq, Eq)]

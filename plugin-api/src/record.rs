@@ -60,7 +60,12 @@ pub struct NewRecord {
 
 impl FileRecord {
     /// A stored record: `new` plus what the store adds.
-    pub fn stored(new: NewRecord, uploaded_at: i64, uploader: String, yanked: Option<String>) -> Self {
+    pub fn stored(
+        new: NewRecord,
+        uploaded_at: i64,
+        uploader: String,
+        yanked: Option<String>,
+    ) -> Self {
         Self {
             scope: new.scope,
             path: new.path,

@@ -12,7 +12,9 @@ pub enum RegistryError {
     #[error("provider kind {0:?} is registered twice")]
     Duplicate(String),
     /// A kind that is not a lower-case URL segment, or a factory whose provider reports another kind.
-    #[error("provider kind {0:?} is not valid: use lower-case ASCII letters, digits and '-', and the same kind in the factory and the provider")]
+    #[error(
+        "provider kind {0:?} is not valid: use lower-case ASCII letters, digits and '-', and the same kind in the factory and the provider"
+    )]
     InvalidKind(String),
     /// The factory failed.
     #[error("provider {kind:?} failed to build")]
@@ -82,10 +84,12 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Unknown`], listing the known kinds.
     pub fn get(&self, kind: &str) -> Result<&DynProvider, RegistryError> {
-        self.providers.get(kind).ok_or_else(|| RegistryError::Unknown {
-            kind: kind.to_owned(),
-            known: self.kinds().map(str::to_owned).collect(),
-        })
+        self.providers
+            .get(kind)
+            .ok_or_else(|| RegistryError::Unknown {
+                kind: kind.to_owned(),
+                known: self.kinds().map(str::to_owned).collect(),
+            })
     }
 
     /// Splits a path below `/repo/` into its provider and the rest (`"pypi/R/x"` → pypi, `"R/x"`).

@@ -100,8 +100,9 @@ impl ServeResponse {
     /// A redirect to `location` (an absolute path or URL); 301 when `permanent`, else 302.
     pub fn redirect(location: &str, permanent: bool) -> crate::Result<Self> {
         let mut headers = HeaderMap::new();
-        let value = HeaderValue::from_str(location)
-            .map_err(|_| crate::Error::invalid("The redirect target is not a valid header value."))?;
+        let value = HeaderValue::from_str(location).map_err(|_| {
+            crate::Error::invalid("The redirect target is not a valid header value.")
+        })?;
         headers.insert(LOCATION, value);
         Ok(Self {
             status: if permanent {

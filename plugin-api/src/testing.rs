@@ -38,7 +38,9 @@ impl MemoryCatalog {
     }
 
     fn rows(&self) -> std::sync::MutexGuard<'_, Vec<FileRecord>> {
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -131,7 +133,10 @@ pub struct FakeSigner;
 #[async_trait]
 impl Signer for FakeSigner {
     async fn public_key_armored(&self) -> Result<String> {
-        Ok("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nfake\n-----END PGP PUBLIC KEY BLOCK-----\n".to_owned())
+        Ok(
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nfake\n-----END PGP PUBLIC KEY BLOCK-----\n"
+                .to_owned(),
+        )
     }
     async fn public_key_binary(&self) -> Result<Vec<u8>> {
         Ok(b"fake".to_vec())
@@ -185,7 +190,10 @@ impl TestHost {
     }
 
     fn repo(&self, name: &str) -> Arc<TestRepo> {
-        let mut repos = self.repos.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut repos = self
+            .repos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         repos
             .entry(name.to_owned())
             .or_insert_with(|| {
@@ -202,7 +210,10 @@ impl TestHost {
     pub fn set_overwrite(&self, repo: &str, allow: bool) {
         let r = self.repo(repo);
         r.catalog.set_overwrite(allow);
-        let mut repos = self.repos.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut repos = self
+            .repos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut settings = r.settings.clone();
         settings.overwrite = allow;
         repos.insert(
@@ -242,9 +253,10 @@ impl TestHost {
         params: &[(&str, &str)],
     ) -> Result<Vec<InsertOutcome>> {
         std::fs::create_dir_all(&self.dir)?;
-        let path = self
-            .dir
-            .join(format!("upload-{}", self.counter.fetch_add(1, Ordering::SeqCst)));
+        let path = self.dir.join(format!(
+            "upload-{}",
+            self.counter.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::File::create(&path)?.write_all(bytes)?;
         let sha256 = hex(&Sha256::digest(bytes));
         let file = UploadedFile::new(filename, path.clone(), bytes.len() as u64, sha256.clone());
@@ -253,7 +265,9 @@ impl TestHost {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let cx = self.context(repo);
-        let result = self.store(&cx, UploadRequest::new(None, params, file), bytes).await;
+        let result = self
+            .store(&cx, UploadRequest::new(None, params, file), bytes)
+            .await;
         let _ = std::fs::remove_file(&path);
         result
     }
@@ -294,7 +308,11 @@ impl TestHost {
             ServeBody::Empty => Bytes::new(),
             ServeBody::Bytes(b) => b.clone(),
             ServeBody::Blob(BlobRef::Content { sha256 }) => {
-                self.content.get(&BlobPath::from(sha256.as_str())).await?.bytes().await?
+                self.content
+                    .get(&BlobPath::from(sha256.as_str()))
+                    .await?
+                    .bytes()
+                    .await?
             }
             ServeBody::Blob(BlobRef::Derived(p)) => cx.blobs.get(p).await?.bytes().await?,
         };
@@ -303,7 +321,9 @@ impl TestHost {
 
     /// Runs the index hook on everything.
     pub async fn reindex(&self, repo: &str) -> Result<()> {
-        self.provider.index(&self.context(repo), IndexScope::All).await
+        self.provider
+            .index(&self.context(repo), IndexScope::All)
+            .await
     }
 }
 
@@ -342,11 +362,18 @@ impl Sample {
     }
 
     fn params(&self) -> Vec<(&str, &str)> {
-        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        self.params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     fn with_param<'a>(&'a self, key: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
-        let mut p: Vec<(&str, &str)> = self.params().into_iter().filter(|(k, _)| *k != key).collect();
+        let mut p: Vec<(&str, &str)> = self
+            .params()
+            .into_iter()
+            .filter(|(k, _)| *k != key)
+            .collect();
         p.push((key, value));
         p
     }
@@ -376,7 +403,12 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
 
     // Upload then serve round-trips the bytes.
     let first = host
-        .upload(repo, &kit.first.filename, &kit.first.bytes, &kit.first.params())
+        .upload(
+            repo,
+            &kit.first.filename,
+            &kit.first.bytes,
+            &kit.first.params(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{kind}: uploading the first sample failed: {e}"));
     assert!(
@@ -394,25 +426,45 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
             .await
             .unwrap_or_else(|e| panic!("{kind}: serving {path} failed: {e}"));
         assert_eq!(resp.status, http::StatusCode::OK, "{kind}: serving {path}");
-        assert!(body.as_ref() == kit.first.bytes.as_slice(), "{kind}: {path} must serve the uploaded bytes");
+        assert!(
+            body.as_ref() == kit.first.bytes.as_slice(),
+            "{kind}: {path} must serve the uploaded bytes"
+        );
     }
-    host.upload(repo, &kit.second.filename, &kit.second.bytes, &kit.second.params())
-        .await
-        .unwrap_or_else(|e| panic!("{kind}: uploading the second sample failed: {e}"));
+    host.upload(
+        repo,
+        &kit.second.filename,
+        &kit.second.bytes,
+        &kit.second.params(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{kind}: uploading the second sample failed: {e}"));
 
     // A byte-identical re-upload changes nothing.
     let again = host
-        .upload(repo, &kit.first.filename, &kit.first.bytes, &kit.first.params())
+        .upload(
+            repo,
+            &kit.first.filename,
+            &kit.first.bytes,
+            &kit.first.params(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{kind}: re-uploading identical bytes must succeed: {e}"));
     assert!(
-        again.iter().all(|o| matches!(o, InsertOutcome::Identical(_))),
+        again
+            .iter()
+            .all(|o| matches!(o, InsertOutcome::Identical(_))),
         "{kind}: an identical re-upload must be Identical, got {again:?}"
     );
 
     // Other bytes at the same path: conflict, unless overwrite is allowed.
     let conflict = host
-        .upload(repo, &kit.first_changed.filename, &kit.first_changed.bytes, &kit.first_changed.params())
+        .upload(
+            repo,
+            &kit.first_changed.filename,
+            &kit.first_changed.bytes,
+            &kit.first_changed.params(),
+        )
         .await;
     assert!(
         matches!(conflict, Err(Error::Conflict(_))),
@@ -420,7 +472,12 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
     );
     host.set_overwrite(repo, true);
     let replaced = host
-        .upload(repo, &kit.first_changed.filename, &kit.first_changed.bytes, &kit.first_changed.params())
+        .upload(
+            repo,
+            &kit.first_changed.filename,
+            &kit.first_changed.bytes,
+            &kit.first_changed.params(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{kind}: overwrite allowed, the upload must succeed: {e}"));
     assert!(
@@ -428,28 +485,58 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
         "{kind}: with overwrite allowed the record must be Replaced"
     );
     let path = replaced[0].record().path.clone();
-    let (_, body) = host.get(repo, &path).await.unwrap_or_else(|e| panic!("{kind}: serving {path}: {e}"));
-    assert!(body.as_ref() == kit.first_changed.bytes.as_slice(), "{kind}: {path} must serve the replacing bytes");
+    let (_, body) = host
+        .get(repo, &path)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: serving {path}: {e}"));
+    assert!(
+        body.as_ref() == kit.first_changed.bytes.as_slice(),
+        "{kind}: {path} must serve the replacing bytes"
+    );
     host.set_overwrite(repo, false);
 
     // A name parameter that disagrees with the file is refused, and nothing is stored.
-    let before = host.catalog(repo).list(ListQuery::all()).await.unwrap_or_default();
+    let before = host
+        .catalog(repo)
+        .list(ListQuery::all())
+        .await
+        .unwrap_or_default();
     let wrong = host
-        .upload(repo, &kit.second.filename, &kit.second.bytes, &kit.second.with_param("name", "not-this-package"))
+        .upload(
+            repo,
+            &kit.second.filename,
+            &kit.second.bytes,
+            &kit.second.with_param("name", "not-this-package"),
+        )
         .await;
     assert!(
         matches!(wrong, Err(Error::InvalidInput(_))),
         "{kind}: a name parameter that disagrees with the file must be InvalidInput, got {wrong:?}"
     );
-    let after = host.catalog(repo).list(ListQuery::all()).await.unwrap_or_default();
-    assert_eq!(before, after, "{kind}: a refused upload must not change the catalog");
+    let after = host
+        .catalog(repo)
+        .list(ListQuery::all())
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        before, after,
+        "{kind}: a refused upload must not change the catalog"
+    );
 
     // Index is idempotent: the same files serve the same bytes after repeated runs.
     for _ in 0..2 {
-        host.reindex(repo).await.unwrap_or_else(|e| panic!("{kind}: index failed: {e}"));
+        host.reindex(repo)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: index failed: {e}"));
     }
-    let (_, body) = host.get(repo, &path).await.unwrap_or_else(|e| panic!("{kind}: serving {path} after index: {e}"));
-    assert!(body.as_ref() == kit.first_changed.bytes.as_slice(), "{kind}: index must not change served files");
+    let (_, body) = host
+        .get(repo, &path)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: serving {path} after index: {e}"));
+    assert!(
+        body.as_ref() == kit.first_changed.bytes.as_slice(),
+        "{kind}: index must not change served files"
+    );
 
     // Unknown paths are 404; nothing outside the repo is reachable.
     for probe in [
@@ -476,4 +563,3 @@ async fn assert_not_found(host: &TestHost, repo: &str, path: &str, kind: &str) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
-

@@ -45,7 +45,11 @@ pub struct UploadRequest {
 
 impl UploadRequest {
     /// Builds a request.
-    pub fn new(native_path: Option<String>, params: Vec<(String, String)>, file: UploadedFile) -> Self {
+    pub fn new(
+        native_path: Option<String>,
+        params: Vec<(String, String)>,
+        file: UploadedFile,
+    ) -> Self {
         Self {
             native_path,
             params,

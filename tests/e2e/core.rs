@@ -6,7 +6,11 @@ use artifactd_tests::{Options, Server, fake_gzip};
 fn addpkg_to_the_tar_provider_round_trips_the_bytes() {
     let s = Server::start_with(Options::with_tar());
     let bytes = fake_gzip(b"hello tarball");
-    let r = s.addpkg("provider=tar&reponame=tools&name=hello&version=1.0", "hello-1.0.tar.gz", &bytes);
+    let r = s.addpkg(
+        "provider=tar&reponame=tools&name=hello&version=1.0",
+        "hello-1.0.tar.gz",
+        &bytes,
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let j = r.json();
     assert_eq!(j["provider"], "tar");
@@ -21,7 +25,10 @@ fn addpkg_to_the_tar_provider_round_trips_the_bytes() {
     let got = s.get("/repo/tar/tools/hello/1.0/hello-1.0.tar.gz");
     assert_eq!(got.status, 200);
     assert_eq!(got.body, bytes);
-    assert_eq!(got.header("content-length"), Some(bytes.len().to_string().as_str()));
+    assert_eq!(
+        got.header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
     assert_eq!(got.header("content-type"), Some("application/gzip"));
     let etag = got.header("etag").unwrap().to_owned();
     assert_eq!(etag, format!("\"{}\"", j["sha256"].as_str().unwrap()));
@@ -31,14 +38,29 @@ fn addpkg_to_the_tar_provider_round_trips_the_bytes() {
     let head = s.head("/repo/tar/tools/hello/1.0/hello-1.0.tar.gz");
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    assert_eq!(head.header("content-length"), Some(bytes.len().to_string().as_str()));
-    let part = s.get_with("/repo/tar/tools/hello/1.0/hello-1.0.tar.gz", &[("Range", "bytes=2-5")]);
+    assert_eq!(
+        head.header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+    let part = s.get_with(
+        "/repo/tar/tools/hello/1.0/hello-1.0.tar.gz",
+        &[("Range", "bytes=2-5")],
+    );
     assert_eq!(part.status, 206);
     assert_eq!(part.body, bytes[2..=5]);
-    assert_eq!(part.header("content-range"), Some(format!("bytes 2-5/{}", bytes.len()).as_str()));
-    let bad_range = s.get_with("/repo/tar/tools/hello/1.0/hello-1.0.tar.gz", &[("Range", "bytes=999-")]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 2-5/{}", bytes.len()).as_str())
+    );
+    let bad_range = s.get_with(
+        "/repo/tar/tools/hello/1.0/hello-1.0.tar.gz",
+        &[("Range", "bytes=999-")],
+    );
     assert_eq!(bad_range.status, 416);
-    let cached = s.get_with("/repo/tar/tools/hello/1.0/hello-1.0.tar.gz", &[("If-None-Match", &etag)]);
+    let cached = s.get_with(
+        "/repo/tar/tools/hello/1.0/hello-1.0.tar.gz",
+        &[("If-None-Match", &etag)],
+    );
     assert_eq!(cached.status, 304);
     assert!(cached.body.is_empty());
 
@@ -51,7 +73,12 @@ fn addpkg_to_the_tar_provider_round_trips_the_bytes() {
     assert_eq!(index.json()["files"][0]["name"], "hello");
     let repos = s.get("/repo/tar/");
     assert_eq!(repos.status, 200);
-    assert!(repos.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        repos
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(repos.text().contains("/repo/tar/tools/"));
     let home = s.get("/");
     assert!(home.text().contains("tools"), "{}", home.text());
@@ -69,8 +96,16 @@ fn identical_reupload_is_200_and_changed_bytes_are_409() {
     let before = s.stored_files();
     let conflict = s.addpkg(q, "a-1.0.tgz", &fake_gzip(b"other"));
     assert_eq!(conflict.status, 409);
-    assert!(conflict.error().starts_with("File already exists"), "{}", conflict.error());
-    assert_eq!(s.stored_files(), before, "a refused upload must store nothing");
+    assert!(
+        conflict.error().starts_with("File already exists"),
+        "{}",
+        conflict.error()
+    );
+    assert_eq!(
+        s.stored_files(),
+        before,
+        "a refused upload must store nothing"
+    );
     assert_eq!(s.get("/repo/tar/r1/a/1.0/a-1.0.tgz").body, fake_gzip(b"x"));
 }
 
@@ -78,7 +113,11 @@ fn identical_reupload_is_200_and_changed_bytes_are_409() {
 fn upload_persists_across_a_restart() {
     let mut s = Server::start_with(Options::with_tar());
     let bytes = fake_gzip(b"persist me");
-    assert_eq!(s.addpkg("provider=tar&reponame=keep", "keep-2.1.tar.gz", &bytes).status, 201);
+    assert_eq!(
+        s.addpkg("provider=tar&reponame=keep", "keep-2.1.tar.gz", &bytes)
+            .status,
+        201
+    );
     s.restart();
     let got = s.get("/repo/tar/keep/keep/2.1/keep-2.1.tar.gz");
     assert_eq!(got.status, 200);
@@ -91,44 +130,124 @@ fn bad_upload_requests_get_clear_errors_and_store_nothing() {
     let gz = fake_gzip(b"x");
     let cases: &[(&str, &str, u16, &str)] = &[
         ("reponame=r", "a-1.0.tgz", 400, "provider"),
-        ("provider=nope&reponame=r", "a-1.0.tgz", 404, "available providers: apt, pypi, tar"),
+        (
+            "provider=nope&reponame=r",
+            "a-1.0.tgz",
+            404,
+            "available providers: apt, pypi, tar",
+        ),
         ("provider=tar", "a-1.0.tgz", 400, "reponame"),
-        ("provider=tar&reponame=a/b", "a-1.0.tgz", 400, "Invalid repo name"),
-        ("provider=tar&reponame=..", "a-1.0.tgz", 400, "Invalid repo name"),
-        ("provider=tar&reponame=-x", "a-1.0.tgz", 400, "Invalid repo name"),
-        ("provider=tar&reponame=%C3%A9t%C3%A9", "a-1.0.tgz", 400, "Invalid repo name"),
-        (&"provider=tar&reponame=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"[..], "a-1.0.tgz", 400, "Invalid repo name"),
-        ("provider=tar&reponame=r&name=b", "a-1.0.tgz", 400, "does not match"),
-        ("provider=tar&reponame=r&version=2.0", "a-1.0.tgz", 400, "does not match"),
+        (
+            "provider=tar&reponame=a/b",
+            "a-1.0.tgz",
+            400,
+            "Invalid repo name",
+        ),
+        (
+            "provider=tar&reponame=..",
+            "a-1.0.tgz",
+            400,
+            "Invalid repo name",
+        ),
+        (
+            "provider=tar&reponame=-x",
+            "a-1.0.tgz",
+            400,
+            "Invalid repo name",
+        ),
+        (
+            "provider=tar&reponame=%C3%A9t%C3%A9",
+            "a-1.0.tgz",
+            400,
+            "Invalid repo name",
+        ),
+        (
+            "provider=tar&reponame=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "a-1.0.tgz",
+            400,
+            "Invalid repo name",
+        ),
+        (
+            "provider=tar&reponame=r&name=b",
+            "a-1.0.tgz",
+            400,
+            "does not match",
+        ),
+        (
+            "provider=tar&reponame=r&version=2.0",
+            "a-1.0.tgz",
+            400,
+            "does not match",
+        ),
         ("provider=tar&reponame=r", "a-1.0.zip", 400, "must end in"),
     ];
     for (query, filename, status, needle) in cases {
         let r = s.addpkg(query, filename, &gz);
         assert_eq!(r.status, *status, "{query}: {}", r.text());
-        assert!(r.error().contains(needle), "{query}: {:?} should mention {needle:?}", r.error());
+        assert!(
+            r.error().contains(needle),
+            "{query}: {:?} should mention {needle:?}",
+            r.error()
+        );
     }
     // Not multipart, wrong field, two files, no file.
-    let r = s.post_raw("/addpkg?provider=tar&reponame=r", "application/octet-stream", &gz);
+    let r = s.post_raw(
+        "/addpkg?provider=tar&reponame=r",
+        "application/octet-stream",
+        &gz,
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("multipart/form-data"), "{}", r.error());
-    let r = s.post_multipart("/addpkg?provider=tar&reponame=r", &[], "file", "a-1.0.tgz", &gz);
+    let r = s.post_multipart(
+        "/addpkg?provider=tar&reponame=r",
+        &[],
+        "file",
+        "a-1.0.tgz",
+        &gz,
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("\"f\""), "{}", r.error());
-    let r = s.post_multipart("/addpkg?provider=tar&reponame=r", &[("x", "y")], "g", "a-1.0.tgz", &gz);
+    let r = s.post_multipart(
+        "/addpkg?provider=tar&reponame=r",
+        &[("x", "y")],
+        "g",
+        "a-1.0.tgz",
+        &gz,
+    );
     assert_eq!(r.status, 400);
     let boundary = "b0undary";
     let two = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-1.0.tgz\"\r\n\r\nxx\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-2.0.tgz\"\r\n\r\nyy\r\n--{boundary}--\r\n"
     );
-    let r = s.post_raw("/addpkg?provider=tar&reponame=r", &format!("multipart/form-data; boundary={boundary}"), two.as_bytes());
+    let r = s.post_raw(
+        "/addpkg?provider=tar&reponame=r",
+        &format!("multipart/form-data; boundary={boundary}"),
+        two.as_bytes(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.error().contains("more than one file"), "{}", r.error());
-    let none = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv\r\n--{boundary}--\r\n");
-    let r = s.post_raw("/addpkg?provider=tar&reponame=r", &format!("multipart/form-data; boundary={boundary}"), none.as_bytes());
+    let none = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv\r\n--{boundary}--\r\n"
+    );
+    let r = s.post_raw(
+        "/addpkg?provider=tar&reponame=r",
+        &format!("multipart/form-data; boundary={boundary}"),
+        none.as_bytes(),
+    );
     assert_eq!(r.status, 400);
-    assert!(r.error().contains("Missing the multipart field"), "{}", r.error());
-    let truncated = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-1.0.tgz\"\r\n\r\nxx");
-    let r = s.post_raw("/addpkg?provider=tar&reponame=r", &format!("multipart/form-data; boundary={boundary}"), truncated.as_bytes());
+    assert!(
+        r.error().contains("Missing the multipart field"),
+        "{}",
+        r.error()
+    );
+    let truncated = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-1.0.tgz\"\r\n\r\nxx"
+    );
+    let r = s.post_raw(
+        "/addpkg?provider=tar&reponame=r",
+        &format!("multipart/form-data; boundary={boundary}"),
+        truncated.as_bytes(),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 
     // Nothing of it was stored, and no repo was created.
@@ -141,18 +260,36 @@ fn bad_upload_requests_get_clear_errors_and_store_nothing() {
 #[test]
 fn uploads_over_the_size_limit_are_refused_while_streaming() {
     let s = Server::start_with(Options::with_tar().arg("--max-upload-bytes").arg("1000"));
-    let r = s.addpkg("provider=tar&reponame=big", "big-1.0.tgz", &fake_gzip(&[7u8; 5000]));
+    let r = s.addpkg(
+        "provider=tar&reponame=big",
+        "big-1.0.tgz",
+        &fake_gzip(&[7u8; 5000]),
+    );
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.error().contains("1000 bytes"), "{}", r.error());
     assert!(s.stored_files().is_empty());
-    assert!(std::fs::read_dir(s.data_dir().join("tmp")).unwrap().next().is_none(), "temp files must be removed");
+    assert!(
+        std::fs::read_dir(s.data_dir().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "temp files must be removed"
+    );
 }
 
 #[test]
 fn paths_cannot_leave_a_repo() {
     let s = Server::start_with(Options::with_tar());
-    assert_eq!(s.addpkg("provider=tar&reponame=a", "x-1.0.tgz", &fake_gzip(b"a")).status, 201);
-    assert_eq!(s.addpkg("provider=tar&reponame=b", "y-1.0.tgz", &fake_gzip(b"b")).status, 201);
+    assert_eq!(
+        s.addpkg("provider=tar&reponame=a", "x-1.0.tgz", &fake_gzip(b"a"))
+            .status,
+        201
+    );
+    assert_eq!(
+        s.addpkg("provider=tar&reponame=b", "y-1.0.tgz", &fake_gzip(b"b"))
+            .status,
+        201
+    );
     for path in [
         "/repo/tar/a/..%2Fb/y/1.0/y-1.0.tgz",
         "/repo/tar/a/%2e%2e/b/y/1.0/y-1.0.tgz",

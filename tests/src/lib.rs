@@ -55,7 +55,9 @@ impl Resp {
 
     /// A header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The `error` sentence of a JSON error body.
@@ -179,7 +181,10 @@ impl Server {
             "the server did not start: {line:?}\n{}",
             self.log()
         );
-        self.addr = line.trim().trim_start_matches("artifactd listening on http://").to_owned();
+        self.addr = line
+            .trim()
+            .trim_start_matches("artifactd listening on http://")
+            .to_owned();
         self.child = Some(child);
     }
 
@@ -225,7 +230,12 @@ impl Server {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         let body = resp
             .body_mut()
@@ -233,7 +243,11 @@ impl Server {
             .limit(u64::MAX)
             .read_to_vec()
             .expect("read body");
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `GET path`.
@@ -268,7 +282,10 @@ impl Server {
         let mut body = Vec::new();
         for (k, v) in fields {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
             );
         }
         body.extend_from_slice(
@@ -279,7 +296,11 @@ impl Server {
         );
         body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        self.post_raw(path, &format!("multipart/form-data; boundary={boundary}"), &body)
+        self.post_raw(
+            path,
+            &format!("multipart/form-data; boundary={boundary}"),
+            &body,
+        )
     }
 
     /// `POST path` with a raw body.
@@ -314,7 +335,11 @@ impl Server {
             }
         }
         let mut out = BTreeMap::new();
-        walk(&self.data_dir().join("blobs"), &self.data_dir().join("blobs"), &mut out);
+        walk(
+            &self.data_dir().join("blobs"),
+            &self.data_dir().join("blobs"),
+            &mut out,
+        );
         out
     }
 }
@@ -327,7 +352,9 @@ impl Drop for Server {
 
 /// Runs a command, failing the test with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

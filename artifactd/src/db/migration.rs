@@ -139,7 +139,9 @@ impl MigrationTrait for Initial {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in ["signing_keys", "files", "repos"] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -28,9 +28,48 @@ pub enum DbStartError {
         #[source]
         source: DbErr,
     },
+    /// The server does not answer.
+    #[error("cannot reach the database server at {addr}")]
+    Unreachable {
+        /// host:port.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A migration failed.
     #[error("database migration failed")]
     Migrate(#[source] DbErr),
+}
+
+/// For network databases, one TCP connect first, so an unreachable server fails at once with
+/// the operating system's reason instead of a pool time-out.
+async fn probe(url: &str) -> Result<(), DbStartError> {
+    let Ok(u) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let port = match u.scheme() {
+        "mysql" => 3306,
+        "postgres" => 5432,
+        _ => return Ok(()),
+    };
+    let Some(host) = u.host_str() else {
+        return Ok(());
+    };
+    let addr = format!("{host}:{}", u.port().unwrap_or(port));
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(DbStartError::Unreachable { addr, source }),
+        Err(_) => Err(DbStartError::Unreachable {
+            addr,
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s"),
+        }),
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -50,24 +89,29 @@ impl Db {
     /// # Errors
     /// [`DbStartError`] when the database is unreachable or cannot be migrated.
     pub async fn open(url: &str) -> Result<Self, DbStartError> {
+        probe(url).await?;
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.max_connections(16)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(Duration::from_secs(15))
             .idle_timeout(Duration::from_secs(300))
             .test_before_acquire(true)
             .sqlx_logging(false);
-        let conn = Database::connect(opts).await.map_err(|source| DbStartError::Connect {
-            url: crate::config::redact(url),
-            source,
-        })?;
+        let conn = Database::connect(opts)
+            .await
+            .map_err(|source| DbStartError::Connect {
+                url: crate::config::redact(url),
+                source,
+            })?;
         if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
             conn.execute_unprepared("PRAGMA journal_mode=WAL")
                 .await
                 .map_err(DbStartError::Migrate)?;
         }
-        Migrator::up(&conn, None).await.map_err(DbStartError::Migrate)?;
+        Migrator::up(&conn, None)
+            .await
+            .map_err(DbStartError::Migrate)?;
         Ok(Self { conn })
     }
 

@@ -40,7 +40,10 @@ impl ApiError {
     }
 
     /// A server error, logged with its cause.
-    pub fn internal(message: impl Into<String>, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+    pub fn internal(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
@@ -91,21 +94,14 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = if self.status.is_server_error() {
-            let cause = self.source.as_deref().map(|e| chain(e)).unwrap_or_default();
+            let cause = self
+                .source
+                .as_deref()
+                .map(|e| crate::error_chain(e))
+                .unwrap_or_default();
             tracing::error!(status = self.status.as_u16(), cause = %cause, "{}", self.message);
             "The server failed to handle the request; the error is in its log.".to_owned()
         } else {
@@ -115,7 +111,9 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::CONFLICT {
             // twine shows the reason phrase as the error.
             resp.extensions_mut()
-                .insert(hyper::ext::ReasonPhrase::from_static(b"Conflict: File already exists"));
+                .insert(hyper::ext::ReasonPhrase::from_static(
+                    b"Conflict: File already exists",
+                ));
         }
         resp
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use artifactd_plugin_api::{
     DynProvider, IndexScope, InsertOutcome, ListQuery, Principal, Registry, RepoContext,
-    RepoSettings, ServeRequest, UploadRequest, UploadedFile,
+    ServeRequest, UploadRequest, UploadedFile,
 };
 use axum::Router;
 use axum::extract::{Query, Request, State};
@@ -52,7 +52,13 @@ struct Inner {
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(registry: Registry, db: Db, blobs: BlobStore, config: Config, tmp_dir: PathBuf) -> Self {
+    pub fn new(
+        registry: Registry,
+        db: Db,
+        blobs: BlobStore,
+        config: Config,
+        tmp_dir: PathBuf,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -87,7 +93,7 @@ impl AppState {
         principal: Principal,
         base: &str,
     ) -> RepoContext {
-        let settings = row.map(settings_of).unwrap_or_else(RepoSettings::default);
+        let settings = row.map(settings_of).unwrap_or_default();
         let catalog = DbCatalog::new(
             self.inner.db.clone(),
             row.map(|r| r.id),
@@ -106,7 +112,13 @@ impl AppState {
     }
 
     /// Runs a provider's index hook, one at a time per repo.
-    async fn reindex(&self, provider: &DynProvider, repo_id: i64, cx: &RepoContext, scope: IndexScope) -> Result<(), ApiError> {
+    async fn reindex(
+        &self,
+        provider: &DynProvider,
+        repo_id: i64,
+        cx: &RepoContext,
+        scope: IndexScope,
+    ) -> Result<(), ApiError> {
         let lock = {
             let mut locks = self
                 .inner
@@ -209,9 +221,14 @@ fn parse_repo_path(raw: &str) -> Result<RepoPath, ApiError> {
             .decode_utf8()
             .map_err(|_| ApiError::bad_request("The URL path is not valid UTF-8."))?;
         if decoded == "." || decoded == ".." {
-            return Err(ApiError::bad_request("The URL path may not contain '.' or '..' segments."));
+            return Err(ApiError::bad_request(
+                "The URL path may not contain '.' or '..' segments.",
+            ));
         }
-        if decoded.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+        if decoded
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        {
             return Err(ApiError::bad_request(
                 "The URL path may not contain encoded slashes, backslashes or control characters.",
             ));
@@ -225,7 +242,12 @@ fn parse_repo_path(raw: &str) -> Result<RepoPath, ApiError> {
 }
 
 async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let raw = req.uri().path().strip_prefix("/repo/").unwrap_or_default().to_owned();
+    let raw = req
+        .uri()
+        .path()
+        .strip_prefix("/repo/")
+        .unwrap_or_default()
+        .to_owned();
     let path = parse_repo_path(&raw)?;
     let principal = principal_of(&req);
     let base = st.base_url(req.headers());
@@ -259,19 +281,23 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                 }
                 return Ok(resp);
             }
-            let row = st
-                .inner
-                .db
-                .repo(&kind, &name)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("There is no {kind} repo named {name:?}.")))?;
+            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
+                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
+            })?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let mut sreq = ServeRequest::get(rest);
             sreq.method = method.clone();
             sreq.query = req.uri().query().map(str::to_owned);
             sreq.headers = req.headers().clone();
             let resp = provider.serve(&cx, sreq).await?;
-            respond::render(&method, req.headers(), resp, st.inner.blobs.store().as_ref(), cx.blobs.as_ref()).await
+            respond::render(
+                &method,
+                req.headers(),
+                resp,
+                st.inner.blobs.store().as_ref(),
+                cx.blobs.as_ref(),
+            )
+            .await
         }
         Method::POST | Method::PUT => {
             let query = query_pairs(req.uri().query());
@@ -288,8 +314,20 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             .await?;
             let mut params = query;
             params.extend(spooled.fields);
-            let file = spooled.file.ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
-            ingest(&st, principal, &base, &provider, &name, Some(rest), params, file).await
+            let file = spooled
+                .file
+                .ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
+            ingest(
+                &st,
+                principal,
+                &base,
+                &provider,
+                &name,
+                Some(rest),
+                params,
+                file,
+            )
+            .await
         }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -320,11 +358,13 @@ async fn addpkg(
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.clone())
     };
-    let kind = param("provider")
-        .ok_or_else(|| ApiError::bad_request("Missing the query parameter \"provider\" (e.g. provider=pypi)."))?;
+    let kind = param("provider").ok_or_else(|| {
+        ApiError::bad_request("Missing the query parameter \"provider\" (e.g. provider=pypi).")
+    })?;
     let provider = st.inner.registry.get(&kind)?.clone();
-    let name = param("reponame")
-        .ok_or_else(|| ApiError::bad_request("Missing the query parameter \"reponame\" (the repo to upload to)."))?;
+    let name = param("reponame").ok_or_else(|| {
+        ApiError::bad_request("Missing the query parameter \"reponame\" (the repo to upload to).")
+    })?;
     validate_repo_name(&name)?;
     let (parts, body) = req.into_parts();
     let spooled = upload::spool(
@@ -342,7 +382,9 @@ async fn addpkg(
         .filter(|(k, _)| k != "provider" && k != "reponame")
         .collect();
     params.extend(spooled.fields);
-    let file = spooled.file.ok_or_else(|| ApiError::bad_request("Missing the multipart field \"f\" with the package file."))?;
+    let file = spooled.file.ok_or_else(|| {
+        ApiError::bad_request("Missing the multipart field \"f\" with the package file.")
+    })?;
     ingest(&st, principal, &base, &provider, &name, None, params, file).await
 }
 
@@ -368,21 +410,44 @@ async fn ingest(
     let kind = provider.kind();
     let existing = st.inner.db.repo(kind, name).await?;
     let cx = st.context(kind, name, existing.as_ref(), principal.clone(), base);
-    let uploaded = UploadedFile::new(file.filename.clone(), file.temp.to_path_buf(), file.size, file.sha256.clone());
-    let outcome = provider.upload(&cx, UploadRequest::new(native_path, params, uploaded)).await?;
+    let uploaded = UploadedFile::new(
+        file.filename.clone(),
+        file.temp.to_path_buf(),
+        file.size,
+        file.sha256.clone(),
+    );
+    let outcome = provider
+        .upload(&cx, UploadRequest::new(native_path, params, uploaded))
+        .await?;
     if outcome.records.is_empty() {
-        return Err(ApiError::internal("upload hook", artifactd_plugin_api::Error::internal_msg(format!("provider {kind} returned no records"))));
+        return Err(ApiError::internal(
+            "upload hook",
+            artifactd_plugin_api::Error::internal_msg(format!(
+                "provider {kind} returned no records"
+            )),
+        ));
     }
     for r in &outcome.records {
-        if r.sha256 != file.sha256 || r.size != file.size || !valid_record_path(&r.path) || r.scope.len() > 128 || r.path.len() > 512 {
+        if r.sha256 != file.sha256
+            || r.size != file.size
+            || !valid_record_path(&r.path)
+            || r.scope.len() > 128
+            || r.path.len() > 512
+        {
             return Err(ApiError::internal(
                 "upload hook",
-                artifactd_plugin_api::Error::internal_msg(format!("provider {kind} returned an invalid record for {:?}", r.path)),
+                artifactd_plugin_api::Error::internal_msg(format!(
+                    "provider {kind} returned an invalid record for {:?}",
+                    r.path
+                )),
             ));
         }
         // Refuse a conflict before storing anything; the unique index still decides races.
         if !cx.settings.overwrite {
-            let stored = cx.catalog.list(ListQuery::path(&r.path).in_scope(&r.scope)).await?;
+            let stored = cx
+                .catalog
+                .list(ListQuery::path(&r.path).in_scope(&r.scope))
+                .await?;
             if let Some(s) = stored.iter().find(|s| s.sha256 != r.sha256) {
                 return Err(artifactd_plugin_api::Error::Conflict(format!(
                     "File already exists: {} is stored with different content (sha256 {}); the repo does not allow overwrite.",
@@ -399,12 +464,17 @@ async fn ingest(
     for r in outcome.records {
         done.push(cx.catalog.insert(r).await?);
     }
-    let changed: Vec<String> = done.iter().filter(|o| o.changed()).map(|o| o.record().scope.clone()).collect();
+    let changed: Vec<String> = done
+        .iter()
+        .filter(|o| o.changed())
+        .map(|o| o.record().scope.clone())
+        .collect();
     if !changed.is_empty() {
         let mut scopes = changed;
         scopes.sort();
         scopes.dedup();
-        st.reindex(provider, row.id, &cx, IndexScope::Scopes(scopes)).await?;
+        st.reindex(provider, row.id, &cx, IndexScope::Scopes(scopes))
+            .await?;
     }
     let created = done.iter().any(InsertOutcome::changed);
     let files: Vec<serde_json::Value> = done
@@ -438,6 +508,10 @@ async fn ingest(
         "created": created,
         "files": files,
     });
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(body)).into_response())
 }

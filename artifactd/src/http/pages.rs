@@ -19,9 +19,18 @@ pub struct Pages {
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("home.html", include_str!("../../templates/home.html")),
-    ("providers.html", include_str!("../../templates/providers.html")),
-    ("provider.html", include_str!("../../templates/provider.html")),
-    ("repo_table.html", include_str!("../../templates/repo_table.html")),
+    (
+        "providers.html",
+        include_str!("../../templates/providers.html"),
+    ),
+    (
+        "provider.html",
+        include_str!("../../templates/provider.html"),
+    ),
+    (
+        "repo_table.html",
+        include_str!("../../templates/repo_table.html"),
+    ),
 ];
 
 impl Pages {
@@ -129,7 +138,9 @@ pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
 /// `GET /repo/`.
 pub async fn providers(State(st): State<AppState>) -> Result<Response, ApiError> {
     let providers = provider_list(&st).await?;
-    st.inner.pages.render("providers.html", context! { providers })
+    st.inner
+        .pages
+        .render("providers.html", context! { providers })
 }
 
 /// `GET /repo/<kind>/`.

@@ -135,11 +135,14 @@ pub async fn render(
             Ok(with_headers(status, headers, body))
         }
         ServeBody::Blob(blob) => {
-            let (store, path, etag): (&dyn ObjectStore, BlobPath, Option<HeaderValue>) = match &blob {
+            let (store, path, etag): (&dyn ObjectStore, BlobPath, Option<HeaderValue>) = match &blob
+            {
                 BlobRef::Content { sha256 } => {
                     headers
                         .entry(CACHE_CONTROL)
-                        .or_insert(HeaderValue::from_static("public, max-age=31536000, immutable"));
+                        .or_insert(HeaderValue::from_static(
+                            "public, max-age=31536000, immutable",
+                        ));
                     let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).ok();
                     (content, StorageKey::Content(sha256).path(), etag)
                 }
@@ -147,21 +150,25 @@ pub async fn render(
                 other => {
                     return Err(ApiError::internal(
                         "serve hook",
-                        artifactd_plugin_api::Error::internal_msg(format!("unsupported blob reference {other:?}")),
+                        artifactd_plugin_api::Error::internal_msg(format!(
+                            "unsupported blob reference {other:?}"
+                        )),
                     ));
                 }
             };
             let meta = match store.head(&path).await {
                 Ok(m) => m,
                 Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::not_found("The file is listed but its content is missing."));
+                    return Err(ApiError::not_found(
+                        "The file is listed but its content is missing.",
+                    ));
                 }
                 Err(e) => return Err(ApiError::internal("blob lookup failed", e)),
             };
             let etag = etag.or_else(|| {
-                meta.e_tag
-                    .as_deref()
-                    .and_then(|t| HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok())
+                meta.e_tag.as_deref().and_then(|t| {
+                    HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok()
+                })
             });
             if let Some(etag) = etag {
                 headers.insert(ETAG, etag);
@@ -181,7 +188,11 @@ pub async fn render(
                     if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                         h.insert(CONTENT_RANGE, v);
                     }
-                    return Ok(with_headers(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::empty()));
+                    return Ok(with_headers(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        h,
+                        Body::empty(),
+                    ));
                 }
             };
             let length = match range {

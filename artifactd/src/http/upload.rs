@@ -99,7 +99,11 @@ pub async fn spool(
     let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut out = Spooled::default();
     let mut text_bytes = 0usize;
-    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+    while let Some(mut field) = mp
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limits.max_bytes))?
+    {
         let name = field.name().unwrap_or_default().to_owned();
         match field.file_name().map(str::to_owned) {
             Some(filename) => {
@@ -123,7 +127,11 @@ pub async fn spool(
                 let mut file = tokio::fs::File::from_std(std_file);
                 let mut hasher = Sha256::new();
                 let mut size = 0u64;
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| multipart_error(e, limits.max_bytes))?
+                {
                     size += chunk.len() as u64;
                     if size > limits.max_bytes {
                         return Err(too_large(limits.max_bytes));
@@ -148,11 +156,17 @@ pub async fn spool(
             }
             None => {
                 let mut value = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limits.max_bytes))? {
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| multipart_error(e, limits.max_bytes))?
+                {
                     if value.len() + chunk.len() > MAX_FIELD_BYTES {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("The form field {name:?} is larger than {MAX_FIELD_BYTES} bytes."),
+                            format!(
+                                "The form field {name:?} is larger than {MAX_FIELD_BYTES} bytes."
+                            ),
                         ));
                     }
                     value.extend_from_slice(&chunk);

@@ -18,9 +18,18 @@ fn mounts_tar_next_to_builtin_providers() {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("read the listening line");
-    let addr = line.trim().rsplit("http://").next().expect("address").to_owned();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .to_owned();
     let mut s = TcpStream::connect(&addr).expect("connect");
-    write!(s, "GET /repo/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    write!(
+        s,
+        "GET /repo/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("read");
     let _ = child.kill();
@@ -28,7 +37,10 @@ fn mounts_tar_next_to_builtin_providers() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     for kind in ["apt", "pypi", "tar"] {
-        assert!(resp.contains(&format!("/repo/{kind}/")), "{kind} is not listed: {resp}");
+        assert!(
+            resp.contains(&format!("/repo/{kind}/")),
+            "{kind} is not listed: {resp}"
+        );
     }
 }
 

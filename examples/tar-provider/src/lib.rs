@@ -42,7 +42,8 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
 }
 
 /// Splits `name-version.ext` at the last `-` before a digit-leading version.
@@ -50,7 +51,11 @@ fn parse_filename(filename: &str) -> Result<(&str, &str, &'static [u8])> {
     let (stem, magic) = EXTENSIONS
         .iter()
         .find_map(|(ext, magic)| filename.strip_suffix(ext).map(|s| (s, *magic)))
-        .ok_or_else(|| Error::invalid(format!("The file name {filename:?} must end in .tar.gz, .tgz or .tar.xz.")))?;
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "The file name {filename:?} must end in .tar.gz, .tgz or .tar.xz."
+            ))
+        })?;
     let (name, version) = stem
         .rmatch_indices('-')
         .map(|(i, _)| (&stem[..i], &stem[i + 1..]))
@@ -75,7 +80,12 @@ impl Provider for TarProvider {
     }
 
     async fn upload(&self, _cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
-        let filename = req.file.filename.rsplit(['/', '\\']).next().unwrap_or_default();
+        let filename = req
+            .file
+            .filename
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or_default();
         let (name, version, magic) = parse_filename(filename)?;
         for (param, from_file) in [("name", name), ("version", version)] {
             if let Some(given) = req.param(param)
@@ -139,10 +149,16 @@ impl Provider for TarProvider {
         }
         match cx.catalog.get(path).await? {
             Some(r) => Ok(ServeResponse::blob(
-                if path.ends_with(".tar.xz") { "application/x-xz" } else { "application/gzip" },
+                if path.ends_with(".tar.xz") {
+                    "application/x-xz"
+                } else {
+                    "application/gzip"
+                },
                 BlobRef::Content { sha256: r.sha256 },
             )),
-            None => Err(Error::not_found(format!("There is no file {path:?} in this repo."))),
+            None => Err(Error::not_found(format!(
+                "There is no file {path:?} in this repo."
+            ))),
         }
     }
 }
@@ -206,8 +222,16 @@ mod tests {
         conformance(
             Arc::new(TarProvider),
             Kit {
-                first: Sample::new("alpha-1.0.tar.gz", gz(b"one"), &[("name", "alpha"), ("version", "1.0")]),
-                second: Sample::new("beta-2.0.tar.xz", [&[0xfd, b'7', b'z', b'X', b'Z', 0][..], b"two"].concat(), &[]),
+                first: Sample::new(
+                    "alpha-1.0.tar.gz",
+                    gz(b"one"),
+                    &[("name", "alpha"), ("version", "1.0")],
+                ),
+                second: Sample::new(
+                    "beta-2.0.tar.xz",
+                    [&[0xfd, b'7', b'z', b'X', b'Z', 0][..], b"two"].concat(),
+                    &[],
+                ),
                 first_changed: Sample::new("alpha-1.0.tar.gz", gz(b"changed"), &[]),
             },
         )
