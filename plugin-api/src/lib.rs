@@ -27,6 +27,7 @@ mod provider;
 mod record;
 mod registry;
 mod serve;
+pub mod time;
 mod upload;
 
 #[cfg(feature = "testing")]

@@ -4,11 +4,12 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-/// A read request below a repo mount.
+/// A request below a repo mount that is not an upload: reads (`GET`, `HEAD`), and JSON calls
+/// (`POST`, `PUT`, `DELETE` with a small JSON body) such as yanking.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServeRequest {
-    /// `GET` or `HEAD` (the host answers `HEAD` from the `GET` response).
+    /// The method; for `HEAD` the host drops the body of the response.
     pub method: Method,
     /// The percent-decoded path below `/repo/<kind>/<repo>/`, without a leading `/`. The host has
     /// already refused `..` segments, empty segments and encoded slashes.
@@ -17,6 +18,8 @@ pub struct ServeRequest {
     pub query: Option<String>,
     /// The request headers.
     pub headers: HeaderMap,
+    /// The request body (empty for reads; at most 1 MiB of JSON otherwise).
+    pub body: Bytes,
 }
 
 impl ServeRequest {
@@ -27,7 +30,21 @@ impl ServeRequest {
             path: path.into(),
             query: None,
             headers: HeaderMap::new(),
+            body: Bytes::new(),
         }
+    }
+
+    /// Builds a request with `method` and a JSON body.
+    pub fn json(method: Method, path: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        let mut r = Self::get(path);
+        r.method = method;
+        r.body = body.into();
+        r
+    }
+
+    /// Whether this is a read.
+    pub fn is_read(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
     }
 
     /// Adds a header.

@@ -44,12 +44,7 @@ impl MemoryCatalog {
     }
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use crate::time::now_millis;
 
 #[async_trait]
 impl Catalog for MemoryCatalog {

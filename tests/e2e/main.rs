@@ -2,3 +2,5 @@
 
 // The host: /addpkg, repo mounts, pages, persistence, request errors.
 mod core;
+// PyPI with real pip, uv and twine.
+mod pypi;

@@ -371,3 +371,99 @@ pub fn fake_gzip(payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v
 }
+
+/// The Python clients (pip, uv, twine) in one virtualenv shared by the whole run, created on
+/// first use under the target folder from the package index; pinned where a test needs it.
+#[derive(Debug)]
+pub struct Clients {
+    venv: PathBuf,
+}
+
+/// Pins: twine 6.2 and later accept `--skip-existing` only for pypi.org.
+const CLIENT_REQUIREMENTS: &[&str] = &["pip>=25", "uv>=0.5", "twine==6.1.0"];
+
+fn ensure_clients() -> Clients {
+    let venv = bin_dir().join("e2e-clients");
+    let marker = venv.join("artifactd-clients.txt");
+    let want = CLIENT_REQUIREMENTS.join("\n");
+    let lock = bin_dir().join("e2e-clients.lock");
+    // Several test processes may race here; a directory is created atomically.
+    let mut waited = 0;
+    while std::fs::create_dir(&lock).is_err() {
+        std::thread::sleep(Duration::from_millis(200));
+        waited += 1;
+        assert!(waited < 1500, "timed out waiting for {}", lock.display());
+    }
+    let ready = std::fs::read_to_string(&marker).is_ok_and(|m| m == want);
+    let result = std::panic::catch_unwind(|| {
+        if !ready {
+            let _ = std::fs::remove_dir_all(&venv);
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+            run(Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(CLIENT_REQUIREMENTS)
+                .env_remove("PIP_FIND_LINKS"));
+            std::fs::write(&marker, &want).expect("marker");
+        }
+    });
+    let _ = std::fs::remove_dir(&lock);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    Clients { venv }
+}
+
+/// The shared clients.
+pub fn clients() -> &'static Clients {
+    static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
+    CLIENTS.get_or_init(ensure_clients)
+}
+
+impl Clients {
+    /// A command from the clients' venv (`pip`, `uv`, `twine`), with the machine's pip
+    /// configuration kept out.
+    pub fn cmd(&self, tool: &str, scratch: &Path) -> Command {
+        let mut c = Command::new(self.venv.join("bin").join(tool));
+        c.env_remove("PIP_FIND_LINKS")
+            .env_remove("PIP_INDEX_URL")
+            .env_remove("PIP_EXTRA_INDEX_URL")
+            .env_remove("UV_INDEX_URL")
+            .env_remove("UV_DEFAULT_INDEX")
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_INPUT", "1")
+            .env("UV_NO_CONFIG", "1")
+            .env("UV_CACHE_DIR", scratch.join("uv-cache"))
+            .env("PIP_CACHE_DIR", scratch.join("pip-cache"))
+            .env("HOME", scratch);
+        c
+    }
+
+    /// `pip --python PY`: the shared pip installing into another environment.
+    pub fn pip(&self, scratch: &Path, python: &Path) -> Command {
+        let mut c = self.cmd("pip", scratch);
+        c.arg("--python").arg(python);
+        c
+    }
+
+    /// A new, empty virtualenv at `dir` (made by uv, so it takes milliseconds); returns its python.
+    pub fn fresh_venv(&self, dir: &Path, scratch: &Path) -> PathBuf {
+        run(self.cmd("uv", scratch).arg("venv").arg("--quiet").arg(dir));
+        dir.join("bin/python")
+    }
+}
+
+/// Runs a command and returns (success, stdout + stderr).
+pub fn try_run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

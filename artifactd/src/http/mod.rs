@@ -299,7 +299,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             )
             .await
         }
-        Method::POST | Method::PUT => {
+        Method::POST | Method::PUT if is_multipart(req.headers()) => {
             let query = query_pairs(req.uri().query());
             let (parts, body) = req.into_parts();
             let spooled = upload::spool(
@@ -329,11 +329,51 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             )
             .await
         }
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH => {
+            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
+                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
+            })?;
+            let cx = st.context(&kind, &name, Some(&row), principal, &base);
+            let query = req.uri().query().map(str::to_owned);
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The request body is larger than {MAX_JSON_BODY} bytes; uploads are multipart/form-data."),
+                )
+            })?;
+            let mut sreq = ServeRequest::json(method.clone(), rest, body);
+            sreq.query = query;
+            sreq.headers = parts.headers.clone();
+            let resp = provider.serve(&cx, sreq).await?;
+            let resp = respond::render(
+                &method,
+                &parts.headers,
+                resp,
+                st.inner.blobs.store().as_ref(),
+                cx.blobs.as_ref(),
+            )
+            .await?;
+            if resp.status().is_success() {
+                st.reindex(&provider, row.id, &cx, IndexScope::All).await?;
+            }
+            Ok(resp)
+        }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("The method {method} is not allowed here."),
         )),
     }
+}
+
+/// Bodies of provider API calls (JSON) are small.
+const MAX_JSON_BODY: usize = 1 << 20;
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {

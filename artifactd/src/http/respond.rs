@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::response::Response;
 use futures_util::TryStreamExt as _;
 use http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_NONE_MATCH, RANGE,
+    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
@@ -81,10 +82,76 @@ fn etag_matches(req: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/") == bare)
 }
 
+/// Text-like bodies worth compressing.
+fn compressible(headers: &HeaderMap, len: usize) -> bool {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    len >= 512
+        && !headers.contains_key(CONTENT_ENCODING)
+        && (ct.starts_with("text/")
+            || ct.contains("json")
+            || ct.contains("html")
+            || ct.contains("xml"))
+}
+
+/// Whether `Accept-Encoding` allows gzip (q > 0).
+pub fn accepts_gzip(req: &HeaderMap) -> bool {
+    req.get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or_default().trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+        })
+}
+
+fn gzip_bytes(data: &[u8]) -> bytes::Bytes {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    if enc.write_all(data).is_err() {
+        return bytes::Bytes::copy_from_slice(data);
+    }
+    enc.finish()
+        .map(bytes::Bytes::from)
+        .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(data))
+}
+
+fn append_vary(headers: &mut HeaderMap, value: &str) {
+    let current = headers
+        .get(VARY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if current
+        .split(',')
+        .any(|v| v.trim().eq_ignore_ascii_case(value))
+    {
+        return;
+    }
+    let joined = if current.is_empty() {
+        value.to_owned()
+    } else {
+        format!("{current}, {value}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(VARY, v);
+    }
+}
+
 fn not_modified(headers: HeaderMap) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::NOT_MODIFIED;
-    for name in [ETAG, CACHE_CONTROL, http::header::VARY] {
+    for name in [ETAG, CACHE_CONTROL, VARY] {
         if let Some(v) = headers.get(&name) {
             resp.headers_mut().insert(name, v.clone());
         }
@@ -120,12 +187,32 @@ pub async fn render(
     match body {
         ServeBody::Empty => Ok(with_headers(status, headers, Body::empty())),
         ServeBody::Bytes(bytes) => {
+            let gzip = compressible(&headers, bytes.len()) && accepts_gzip(req);
+            if compressible(&headers, bytes.len()) {
+                append_vary(&mut headers, "Accept-Encoding");
+            }
+            if gzip && let Some(etag) = headers.get(ETAG).and_then(|e| e.to_str().ok()) {
+                // A strong ETag names one representation: the gzip one gets its own.
+                let tagged = match etag.strip_suffix('"') {
+                    Some(stem) => format!("{stem}-gzip\""),
+                    None => format!("{etag}-gzip"),
+                };
+                if let Ok(v) = HeaderValue::from_str(&tagged) {
+                    headers.insert(ETAG, v);
+                }
+            }
             if status == StatusCode::OK
                 && let Some(etag) = headers.get(ETAG)
                 && etag_matches(req, etag)
             {
                 return Ok(not_modified(headers));
             }
+            let bytes = if gzip {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                gzip_bytes(&bytes)
+            } else {
+                bytes
+            };
             headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             let body = if *method == Method::HEAD {
                 Body::empty()

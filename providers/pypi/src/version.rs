@@ -1,0 +1,305 @@
+//! PEP 440 versions: parsing, the canonical form, and ordering.
+
+use std::cmp::Ordering;
+
+/// A parsed version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    epoch: u64,
+    release: Vec<u64>,
+    /// (0 = a, 1 = b, 2 = rc, number)
+    pre: Option<(u8, u64)>,
+    post: Option<u64>,
+    dev: Option<u64>,
+    local: Option<String>,
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn number(&mut self) -> Option<u64> {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        if start == self.i || self.i - start > 18 {
+            return None;
+        }
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
+    }
+    fn sep(&mut self) -> bool {
+        if matches!(self.peek(), Some(b'.' | b'-' | b'_')) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    /// Consumes the longest of `words` at the cursor.
+    fn word(&mut self, words: &[&str]) -> Option<usize> {
+        let rest = &self.s[self.i..];
+        let mut best: Option<(usize, usize)> = None;
+        for (n, w) in words.iter().enumerate() {
+            if rest.starts_with(w.as_bytes()) && best.is_none_or(|(_, l)| w.len() > l) {
+                best = Some((n, w.len()));
+            }
+        }
+        let (n, l) = best?;
+        self.i += l;
+        Some(n)
+    }
+}
+
+impl Version {
+    /// Parses a PEP 440 version (case-insensitive, an optional leading `v`).
+    pub fn parse(input: &str) -> Option<Self> {
+        let lower = input.trim().to_ascii_lowercase();
+        if lower.is_empty() || lower.len() > 128 {
+            return None;
+        }
+        let s = lower.strip_prefix('v').unwrap_or(&lower);
+        let mut c = Cursor {
+            s: s.as_bytes(),
+            i: 0,
+        };
+        let first = c.number()?;
+        let mut epoch = 0;
+        let mut release = vec![first];
+        if c.peek() == Some(b'!') {
+            c.i += 1;
+            epoch = first;
+            release = vec![c.number()?];
+        }
+        while c.peek() == Some(b'.') && c.s.get(c.i + 1).is_some_and(u8::is_ascii_digit) {
+            c.i += 1;
+            release.push(c.number()?);
+        }
+        // Pre-release.
+        let save = c.i;
+        c.sep();
+        let pre = match c.word(&["alpha", "a", "beta", "b", "preview", "pre", "c", "rc"]) {
+            Some(w) => {
+                let kind = match w {
+                    0 | 1 => 0,
+                    2 | 3 => 1,
+                    _ => 2,
+                };
+                let save_n = c.i;
+                c.sep();
+                let n = match c.number() {
+                    Some(n) => n,
+                    None => {
+                        c.i = save_n;
+                        0
+                    }
+                };
+                Some((kind, n))
+            }
+            None => {
+                c.i = save;
+                None
+            }
+        };
+        // Post-release.
+        let save = c.i;
+        let post = if c.peek() == Some(b'-') && c.s.get(c.i + 1).is_some_and(u8::is_ascii_digit) {
+            c.i += 1;
+            Some(c.number()?)
+        } else {
+            c.sep();
+            match c.word(&["post", "rev", "r"]) {
+                Some(_) => {
+                    let save_n = c.i;
+                    c.sep();
+                    Some(match c.number() {
+                        Some(n) => n,
+                        None => {
+                            c.i = save_n;
+                            0
+                        }
+                    })
+                }
+                None => {
+                    c.i = save;
+                    None
+                }
+            }
+        };
+        // Development release.
+        let save = c.i;
+        c.sep();
+        let dev = match c.word(&["dev"]) {
+            Some(_) => {
+                let save_n = c.i;
+                c.sep();
+                Some(match c.number() {
+                    Some(n) => n,
+                    None => {
+                        c.i = save_n;
+                        0
+                    }
+                })
+            }
+            None => {
+                c.i = save;
+                None
+            }
+        };
+        let local = if c.peek() == Some(b'+') {
+            c.i += 1;
+            let rest = std::str::from_utf8(&c.s[c.i..]).ok()?;
+            let parts: Vec<&str> = rest.split(['.', '-', '_']).collect();
+            if parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                return None;
+            }
+            c.i = c.s.len();
+            Some(parts.join("."))
+        } else {
+            None
+        };
+        if c.i != c.s.len() {
+            return None;
+        }
+        Some(Self {
+            epoch,
+            release,
+            pre,
+            post,
+            dev,
+            local,
+        })
+    }
+
+    /// The canonical form (`1.0.0-Alpha1` → `1.0.0a1`).
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        if self.epoch != 0 {
+            out.push_str(&format!("{}!", self.epoch));
+        }
+        let rel: Vec<String> = self.release.iter().map(u64::to_string).collect();
+        out.push_str(&rel.join("."));
+        if let Some((k, n)) = self.pre {
+            out.push_str(["a", "b", "rc"][usize::from(k)]);
+            out.push_str(&n.to_string());
+        }
+        if let Some(n) = self.post {
+            out.push_str(&format!(".post{n}"));
+        }
+        if let Some(n) = self.dev {
+            out.push_str(&format!(".dev{n}"));
+        }
+        if let Some(l) = &self.local {
+            out.push('+');
+            out.push_str(l);
+        }
+        out
+    }
+
+    fn trimmed_release(&self) -> &[u64] {
+        let mut end = self.release.len();
+        while end > 1 && self.release[end - 1] == 0 {
+            end -= 1;
+        }
+        &self.release[..end]
+    }
+
+    fn key(&self) -> (u64, &[u64], (i8, u64), i64, u64) {
+        let pre = match (self.pre, self.post, self.dev) {
+            (None, None, Some(_)) => (-1, 0),
+            (None, _, _) => (3, 0),
+            (Some((k, n)), _, _) => (k as i8, n),
+        };
+        let post = self
+            .post
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let dev = self.dev.unwrap_or(u64::MAX);
+        (self.epoch, self.trimmed_release(), pre, post, dev)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key()
+            .cmp(&other.key())
+            .then_with(|| self.local.cmp(&other.local))
+    }
+}
+
+/// The canonical form of `v`, if it is a valid version.
+pub fn canonical(v: &str) -> Option<String> {
+    Version::parse(v).map(|v| v.canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        for (raw, want) in [
+            ("1.0", "1.0"),
+            ("v1.0", "1.0"),
+            ("1.0.0-Alpha1", "1.0.0a1"),
+            ("1.0-beta.2", "1.0b2"),
+            ("1.0c1", "1.0rc1"),
+            ("1.0-1", "1.0.post1"),
+            ("1.0.post", "1.0.post0"),
+            ("1.0-rev3", "1.0.post3"),
+            ("1.0.dev", "1.0.dev0"),
+            (
+                "1!2.0rc1.post2.dev3+Ubuntu-1",
+                "1!2.0rc1.post2.dev3+ubuntu.1",
+            ),
+            ("2026.12.02", "2026.12.2"),
+        ] {
+            assert_eq!(canonical(raw).as_deref(), Some(want), "{raw}");
+        }
+        for bad in [
+            "", "x", "1.0-", "1..0", "1.0+", "1.0+a..b", "1.0 beta", "1.0/2", "1.0foo",
+        ] {
+            assert_eq!(canonical(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ordering() {
+        let order = [
+            "1.0.dev1",
+            "1.0a1",
+            "1.0b2",
+            "1.0rc1",
+            "1.0",
+            "1.0.post1",
+            "1.1",
+            "2!0.1",
+        ];
+        for w in order.windows(2) {
+            let (a, b) = (Version::parse(w[0]).unwrap(), Version::parse(w[1]).unwrap());
+            assert!(a < b, "{} < {}", w[0], w[1]);
+        }
+        assert_eq!(
+            Version::parse("1.0")
+                .unwrap()
+                .cmp(&Version::parse("1.0.0").unwrap()),
+            Ordering::Equal
+        );
+    }
+}
