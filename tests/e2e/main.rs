@@ -4,3 +4,5 @@
 mod core;
 // PyPI with real pip, uv and twine.
 mod pypi;
+// APT with real apt-get, gpgv and dpkg-deb.
+mod apt;

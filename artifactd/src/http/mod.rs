@@ -30,7 +30,7 @@ use crate::catalog::DbCatalog;
 use crate::config::Config;
 use crate::db::entities::repo;
 use crate::db::{Db, settings_of};
-use crate::signer::RepoSigner;
+use crate::signer::{KeyCache, RepoSigner};
 use crate::storage::BlobStore;
 
 /// Shared state of the running server.
@@ -48,6 +48,7 @@ struct Inner {
     pages: pages::Pages,
     tmp_dir: PathBuf,
     index_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    keys: Arc<KeyCache>,
 }
 
 impl AppState {
@@ -68,6 +69,7 @@ impl AppState {
                 pages: pages::Pages::new(),
                 tmp_dir,
                 index_locks: Mutex::new(HashMap::new()),
+                keys: Arc::new(KeyCache::default()),
             }),
         }
     }
@@ -105,7 +107,12 @@ impl AppState {
             format!("{base}/repo/{kind}/{name}/"),
             Arc::new(catalog),
             self.inner.blobs.derived(kind, name),
-            Arc::new(RepoSigner),
+            Arc::new(RepoSigner::new(
+                self.inner.db.clone(),
+                row.map(|r| r.id),
+                format!("artifactd {kind}/{name} signing key"),
+                self.inner.keys.clone(),
+            )),
         )
         .with_settings(settings)
         .with_principal(principal)

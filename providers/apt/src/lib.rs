@@ -1,27 +1,514 @@
-//! placeholder
-use artifactd_plugin_api::*;
-use std::sync::Arc;
-/// Kind.
+//! The APT provider: signed Debian/Ubuntu repositories that `apt-get` trusts.
+//!
+//! URLs below `/repo/apt/<repo>/` (the repo root is the `deb` line's URI):
+//! - `dists/<dist>/InRelease`, `Release`, `Release.gpg`: signed with the repo's own key;
+//! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz|.xz]` and their `by-hash/SHA256/…`;
+//! - `pool/<component>/<prefix>/<source>/<file>.deb`: the packages;
+//! - `pubkey` (armored), `pubkey.gpg` (binary keyring), `dists/<dist>/install` (set-up script);
+//! - `` and `dists/<dist>/`: HTML listings.
+
+mod deb;
+mod index;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use artifactd_plugin_api::html::{escape, url_segment};
+use artifactd_plugin_api::http::HeaderValue;
+use artifactd_plugin_api::http::header::CACHE_CONTROL;
+use artifactd_plugin_api::object_store::path::Path as BlobPath;
+use artifactd_plugin_api::serde_json::{Value, json};
+use artifactd_plugin_api::{
+    BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
+    RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest, async_trait,
+};
+
+pub use deb::{Control, control_text, parse_control, valid_package_name, valid_version};
+
+/// The URL segment and `provider=` value.
 pub const KIND: &str = "apt";
-/// Provider.
+
+/// The provider's factory.
+pub fn factory() -> ProviderFactory {
+    ProviderFactory::new(KIND, || Ok(Arc::new(AptProvider::default())))
+}
+
+/// A published dist's state with the repo generation it was read at.
+type CachedState = (u64, Arc<Value>);
+
+/// Published dist states by (repo, dist), valid while the repo's generation is unchanged.
 #[derive(Debug, Default)]
-pub struct P;
+struct StateCache {
+    states: Mutex<HashMap<(String, String), CachedState>>,
+}
+
+/// Debian repositories.
+#[derive(Debug, Default)]
+pub struct AptProvider {
+    cache: StateCache,
+}
+
+/// Dist and component names: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !s.contains("..")
+}
+
+fn pool_prefix(source: &str) -> &str {
+    if source.starts_with("lib") && source.len() > 3 {
+        &source[..4]
+    } else {
+        &source[..1]
+    }
+}
+
+impl AptProvider {
+    async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<Value>> {
+        let generation = cx.catalog.generation().await?;
+        let key = (cx.repo.clone(), dist.to_owned());
+        if let Some((g, s)) = self
+            .cache
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            && *g == generation
+        {
+            return Ok(s.clone());
+        }
+        let state = index::load_state(cx, dist)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("There is no dist {dist:?} in this repo.")))?;
+        let state = Arc::new(state);
+        let mut states = self
+            .cache
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if states.len() > 1024 {
+            states.clear();
+        }
+        states.insert(key, (generation, state.clone()));
+        Ok(state)
+    }
+
+    async fn serve_dist(&self, cx: &RepoContext, dist: &str, rest: &str) -> Result<ServeResponse> {
+        if rest.is_empty() {
+            return dist_page(cx, dist).await;
+        }
+        if rest == "install" {
+            let state = self.state(cx, dist).await?;
+            return Ok(ServeResponse::bytes(
+                "text/x-shellscript; charset=utf-8",
+                install_script(cx, dist, &state),
+            ));
+        }
+        if rest.contains("/by-hash/SHA256/") {
+            let hexpart = rest.rsplit('/').next().unwrap_or_default();
+            if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::not_found("There is no such index file."));
+            }
+            return Ok(ServeResponse::blob(
+                "application/octet-stream",
+                BlobRef::Derived(BlobPath::from(format!("dists/{dist}/{rest}"))),
+            )
+            .with_header(
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ));
+        }
+        let state = self.state(cx, dist).await?;
+        let text = |k: &str| {
+            state
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let no_cache = HeaderValue::from_static("no-cache");
+        match rest {
+            "InRelease" => Ok(
+                ServeResponse::bytes("text/plain; charset=utf-8", text("inrelease"))
+                    .with_header(CACHE_CONTROL, no_cache),
+            ),
+            "Release" => Ok(
+                ServeResponse::bytes("text/plain; charset=utf-8", text("release"))
+                    .with_header(CACHE_CONTROL, no_cache),
+            ),
+            "Release.gpg" => Ok(ServeResponse::bytes(
+                "application/pgp-signature",
+                text("release_gpg"),
+            )
+            .with_header(CACHE_CONTROL, no_cache)),
+            _ => {
+                let blob = state
+                    .get("files")
+                    .and_then(|f| f.get(rest))
+                    .and_then(|f| f.get("blob"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        Error::not_found(format!(
+                            "There is no index file {rest:?} in dist {dist:?}."
+                        ))
+                    })?;
+                let ct = if rest.ends_with(".gz") {
+                    "application/gzip"
+                } else if rest.ends_with(".xz") {
+                    "application/x-xz"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
+                Ok(
+                    ServeResponse::blob(ct, BlobRef::Derived(BlobPath::from(blob)))
+                        .with_header(CACHE_CONTROL, no_cache),
+                )
+            }
+        }
+    }
+}
+
 #[async_trait]
-impl Provider for P {
+impl Provider for AptProvider {
     fn kind(&self) -> &'static str {
         KIND
     }
-    async fn upload(&self, _cx: &RepoContext, _req: UploadRequest) -> Result<UploadOutcome> {
-        Err(Error::invalid("no"))
+
+    fn description(&self) -> &'static str {
+        "Debian and Ubuntu packages for apt-get, signed with a key per repo."
     }
-    async fn index(&self, _cx: &RepoContext, _s: IndexScope) -> Result<()> {
+
+    async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
+        if req.native_path.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::not_found(
+                "Upload .deb files to /addpkg or the repo root.",
+            ));
+        }
+        let dist = req.param("dist").ok_or_else(|| {
+            Error::invalid("Missing the parameter \"dist\" (the distribution, e.g. dist=bookworm).")
+        })?;
+        let component = req.param("component").unwrap_or("main");
+        for (what, v) in [("dist", dist), ("component", component)] {
+            if !valid_segment(v) {
+                return Err(Error::invalid(format!(
+                    "Invalid {what} {v:?}: use 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit."
+                )));
+            }
+        }
+        let control = parse_control(&control_text(&req.file.path)?)?;
+        for (param, value) in [
+            ("name", &control.package),
+            ("version", &control.version),
+            ("arch", &control.architecture),
+        ] {
+            if let Some(given) = req.param(param)
+                && given != value
+            {
+                return Err(Error::invalid(format!(
+                    "The {param} parameter {given:?} does not match {value:?} in the package's control file."
+                )));
+            }
+        }
+        let version_no_epoch = control
+            .version
+            .split_once(':')
+            .map_or(control.version.as_str(), |(_, v)| v);
+        let filename = format!(
+            "{}_{}_{}.deb",
+            control.package, version_no_epoch, control.architecture
+        );
+        let path = format!(
+            "pool/{component}/{}/{}/{filename}",
+            pool_prefix(&control.source),
+            control.source
+        );
+        // The pool is shared by the dists of a repo: one path, one content.
+        for other in cx.catalog.list(ListQuery::path(&path)).await? {
+            if other.sha256 != req.file.sha256 && other.scope != dist {
+                return Err(Error::Conflict(format!(
+                    "File already exists: {path} is in dist {:?} with different content.",
+                    other.scope
+                )));
+            }
+        }
+        let meta = json!({
+            "component": component,
+            "arch": control.architecture,
+            "source": control.source,
+            "summary": control.summary,
+            "depends": control.depends,
+            "stanza": control.stanza,
+        });
+        Ok(UploadOutcome::one(
+            NewRecord::for_upload(
+                &req.file,
+                path,
+                &control.package,
+                &control.package,
+                &control.version,
+            )
+            .with_scope(dist)
+            .with_meta(meta),
+        ))
+    }
+
+    async fn index(&self, cx: &RepoContext, scope: IndexScope) -> Result<()> {
+        let dists: BTreeSet<String> = match &scope {
+            IndexScope::Scopes(s) => s.iter().cloned().collect(),
+            _ => cx
+                .catalog
+                .list(ListQuery::all())
+                .await?
+                .into_iter()
+                .map(|r| r.scope)
+                .collect(),
+        };
+        for dist in dists {
+            index::publish(cx, &dist).await?;
+        }
         Ok(())
     }
-    async fn serve(&self, _cx: &RepoContext, _r: ServeRequest) -> Result<ServeResponse> {
-        Err(Error::not_found("no"))
+
+    async fn serve(&self, cx: &RepoContext, req: ServeRequest) -> Result<ServeResponse> {
+        if !req.is_read() {
+            return Err(Error::not_found("There is no such API call."));
+        }
+        let path = req.path.as_str();
+        match path {
+            "" => return root_page(cx).await,
+            "pubkey" | "pubkey.asc" => {
+                return Ok(ServeResponse::bytes(
+                    "application/pgp-keys",
+                    cx.signer.public_key_armored().await?,
+                ));
+            }
+            "pubkey.gpg" => {
+                return Ok(ServeResponse::bytes(
+                    "application/pgp-keys",
+                    cx.signer.public_key_binary().await?,
+                ));
+            }
+            _ => {}
+        }
+        if let Some(rest) = path.strip_prefix("dists/") {
+            let (dist, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            if !valid_segment(dist) {
+                return Err(Error::not_found("There is no such dist."));
+            }
+            if rest.is_empty() && !path.ends_with('/') {
+                return ServeResponse::redirect(&format!("{}dists/{dist}/", cx.base_url), true);
+            }
+            return self.serve_dist(cx, dist, rest).await;
+        }
+        if path.starts_with("pool/") {
+            return match cx.catalog.get(path).await? {
+                Some(r) => Ok(ServeResponse::blob(
+                    "application/vnd.debian.binary-package",
+                    BlobRef::Content { sha256: r.sha256 },
+                )),
+                None => Err(Error::not_found(format!(
+                    "There is no file {path:?} in this repo."
+                ))),
+            };
+        }
+        Err(Error::not_found(
+            "There is nothing at this path of the repo.",
+        ))
     }
 }
-/// Factory.
-pub fn factory() -> ProviderFactory {
-    ProviderFactory::new(KIND, || Ok(Arc::new(P)))
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body><header class=\"top\"><a class=\"brand\" href=\"/\">artifactd</a><nav><a href=\"/repo/\">Providers</a></nav></header><main>\n{body}</main></body></html>\n",
+        t = escape(title)
+    )
+}
+
+async fn root_page(cx: &RepoContext) -> Result<ServeResponse> {
+    let records = cx.catalog.list(ListQuery::all()).await?;
+    let mut dists: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &records {
+        *dists.entry(r.scope.as_str()).or_default() += 1;
+    }
+    let mut b = format!("<h1>APT repository {}</h1>\n", escape(&cx.repo));
+    let _ = write!(
+        b,
+        "<p>Signing key: <a href=\"pubkey\">pubkey</a> (armored), <a href=\"pubkey.gpg\">pubkey.gpg</a> (keyring for <code>signed-by</code>).</p>\n<table><thead><tr><th>Dist</th><th class=\"num\">Packages</th><th>Files</th></tr></thead><tbody>\n"
+    );
+    for (d, n) in &dists {
+        let d = url_segment(d);
+        let _ = writeln!(
+            b,
+            "<tr><td><a href=\"dists/{d}/\">{d}</a></td><td class=\"num\">{n}</td><td><a href=\"dists/{d}/InRelease\">InRelease</a> · <a href=\"dists/{d}/Release\">Release</a> · <a href=\"dists/{d}/Release.gpg\">Release.gpg</a> · <a href=\"dists/{d}/install\">install script</a></td></tr>"
+        );
+    }
+    b.push_str("</tbody></table>\n");
+    Ok(ServeResponse::bytes(
+        "text/html; charset=utf-8",
+        page(&cx.repo, &b),
+    ))
+}
+
+async fn dist_page(cx: &RepoContext, dist: &str) -> Result<ServeResponse> {
+    let records = cx.catalog.list(ListQuery::all().in_scope(dist)).await?;
+    if records.is_empty() {
+        return Err(Error::not_found(format!(
+            "There is no dist {dist:?} in this repo."
+        )));
+    }
+    let mut groups: BTreeMap<(String, String), Vec<&FileRecord>> = BTreeMap::new();
+    for r in &records {
+        let comp = r
+            .meta
+            .get("component")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .to_owned();
+        let arch = r
+            .meta
+            .get("arch")
+            .and_then(Value::as_str)
+            .unwrap_or("all")
+            .to_owned();
+        groups.entry((comp, arch)).or_default().push(r);
+    }
+    let mut b = format!("<h1>{} · {}</h1>\n", escape(&cx.repo), escape(dist));
+    for ((comp, arch), rs) in &groups {
+        let _ = writeln!(
+            b,
+            "<h2>{} / {}</h2>\n<table><thead><tr><th>Package</th><th>Version</th><th>Description</th><th class=\"num\">Size</th></tr></thead><tbody>",
+            escape(comp),
+            escape(arch)
+        );
+        for r in rs {
+            let summary = r
+                .meta
+                .get("summary")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let _ = writeln!(
+                b,
+                "<tr><td><a href=\"../../{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                r.path
+                    .split('/')
+                    .map(url_segment)
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                escape(&r.name),
+                escape(&r.version),
+                escape(summary),
+                r.size
+            );
+        }
+        b.push_str("</tbody></table>\n");
+    }
+    Ok(ServeResponse::bytes(
+        "text/html; charset=utf-8",
+        page(dist, &b),
+    ))
+}
+
+fn install_script(cx: &RepoContext, dist: &str, state: &Value) -> String {
+    let base = cx.base_url.trim_end_matches('/');
+    let comps: Vec<&str> = state
+        .get("components")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let repo = &cx.repo;
+    format!(
+        "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\nTypes: deb\nURIs: {base}\nSuites: {dist}\nComponents: {comps}\nSigned-By: $keyring\nEOF\napt-get update\n",
+        comps = comps.join(" ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use artifactd_plugin_api::testing::{Kit, Sample, TestHost, conformance};
+
+    use super::*;
+    use crate::testing::{Compression, Deb};
+
+    fn sample(d: &Deb, params: &[(&str, &str)]) -> Sample {
+        let (f, b) = d.build();
+        Sample::new(&f, b, params)
+    }
+
+    #[tokio::test]
+    async fn conforms() {
+        conformance(
+            Arc::new(AptProvider::default()),
+            Kit {
+                first: sample(
+                    &Deb::new("alpha", "1.0-1", "amd64"),
+                    &[("dist", "stable"), ("name", "alpha")],
+                ),
+                second: sample(&Deb::new("beta", "2.0", "all"), &[("dist", "stable")]),
+                first_changed: sample(
+                    &Deb::new("alpha", "1.0-1", "amd64").payload(b"other"),
+                    &[("dist", "stable")],
+                ),
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn publishes_packages_and_release() {
+        let host = TestHost::new(Arc::new(AptProvider::default()));
+        for d in [
+            Deb::new("hello", "1.0", "amd64").compression(Compression::Xz),
+            Deb::new("hello", "1.0", "arm64").compression(Compression::None),
+            Deb::new("docs", "2:1.0-1", "all").line("Depends: hello (>= 1.0)"),
+        ] {
+            let (f, b) = d.build();
+            host.upload("r", &f, &b, &[("dist", "bookworm")])
+                .await
+                .unwrap();
+        }
+        let (_, release) = host.get("r", "dists/bookworm/Release").await.unwrap();
+        let release = String::from_utf8_lossy(&release).into_owned();
+        assert!(
+            release.contains("Suite: bookworm\nCodename: bookworm\n"),
+            "{release}"
+        );
+        assert!(
+            release.contains("Architectures: amd64 arm64\n"),
+            "{release}"
+        );
+        assert!(
+            release.contains("main/binary-amd64/Packages.xz"),
+            "{release}"
+        );
+        let (_, packages) = host
+            .get("r", "dists/bookworm/main/binary-amd64/Packages")
+            .await
+            .unwrap();
+        let packages = String::from_utf8_lossy(&packages).into_owned();
+        assert!(
+            packages.contains("Package: docs\nVersion: 2:1.0-1\nArchitecture: all"),
+            "{packages}"
+        );
+        assert!(
+            packages.contains("Filename: pool/main/h/hello/hello_1.0_amd64.deb"),
+            "{packages}"
+        );
+        assert!(!packages.contains("arm64"), "{packages}");
+        let (_, inrelease) = host.get("r", "dists/bookworm/InRelease").await.unwrap();
+        assert!(String::from_utf8_lossy(&inrelease).contains("BEGIN PGP SIGNED MESSAGE"));
+        let e = host
+            .upload("r", "x.deb", b"!<arch>\nbroken", &[("dist", "bookworm")])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+        let (f, b) = Deb::new("hello", "1.1", "amd64").build();
+        let e = host.upload("r", &f, &b, &[]).await.unwrap_err();
+        assert!(e.to_string().contains("dist"), "{e}");
+    }
 }

@@ -281,7 +281,11 @@ impl PypiProvider {
         };
         let generation = cx.catalog.generation().await?;
         // The relative file links depend on where the page is served.
-        let key = (cx.repo.clone(), format!("{files_prefix}{}", page.unwrap_or("")), format.tag());
+        let key = (
+            cx.repo.clone(),
+            format!("{files_prefix}{}", page.unwrap_or("")),
+            format.tag(),
+        );
         let body = match self.cache.get(&key, generation) {
             Some(b) => b,
             None => {
