@@ -1,0 +1,17 @@
+# artifactd: build with cargo, run on a slim Debian base as a non-root user.
+FROM rust:1.95-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends pkg-config liblzma-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p artifactd && cp target/release/artifactd /artifactd
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates liblzma5 && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /data artifactd && install -d -o artifactd /data
+COPY --from=build /artifactd /usr/local/bin/artifactd
+USER artifactd
+WORKDIR /data
+VOLUME /data
+ENV ARTIFACTD_DATA_DIR=/data
+EXPOSE 8080
+ENTRYPOINT ["artifactd"]
