@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod http;
+mod s3;
 pub mod server;
 pub mod signer;
 pub mod storage;
@@ -60,6 +61,8 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // One TLS crypto provider for every client (S3, databases): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

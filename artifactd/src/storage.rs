@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use artifactd_plugin_api::{Error, Result};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as BlobPath;
 use object_store::prefix::PrefixStore;
@@ -89,9 +90,38 @@ impl BlobStore {
                     local_root: Some(root),
                 })
             }
-            BlobConfig::S3(_) => Err(StorageStartError::S3(
-                "this build has no S3 support".to_owned(),
-            )),
+            BlobConfig::S3(cfg) => {
+                let virtual_hosted =
+                    std::env::var("S3_VIRTUAL_HOSTED_STYLE").is_ok_and(|v| v == "1" || v == "true");
+                crate::s3::ensure_bucket(cfg, virtual_hosted).await?;
+                let (access, secret) = crate::s3::credentials(cfg);
+                let store = AmazonS3Builder::from_env()
+                    .with_endpoint(&cfg.endpoint)
+                    .with_allow_http(cfg.endpoint.starts_with("http://"))
+                    .with_bucket_name(&cfg.bucket)
+                    .with_region(&cfg.region)
+                    .with_access_key_id(access)
+                    .with_secret_access_key(secret)
+                    .with_virtual_hosted_style_request(virtual_hosted)
+                    .build()
+                    .map_err(|e| StorageStartError::S3(e.to_string()))?;
+                // One round trip now, so a wrong secret fails at start and not at the first upload.
+                let probe = BlobPath::from("artifactd/start-probe");
+                store
+                    .put(&probe, object_store::PutPayload::from_static(b"ok"))
+                    .await
+                    .map_err(|e| {
+                        StorageStartError::S3(format!(
+                            "cannot write to bucket {:?}: {}",
+                            cfg.bucket,
+                            crate::error_chain(&e)
+                        ))
+                    })?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    local_root: None,
+                })
+            }
         }
     }
 

@@ -174,3 +174,16 @@ fn help_lists_the_settings() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+#[test]
+fn an_unreachable_s3_endpoint_names_the_setting() {
+    let line = fails(
+        &["--listen", "127.0.0.1:0"],
+        &[("S3_URL", "http://k:secret@127.0.0.1:1/bucket")],
+    );
+    assert!(
+        line.contains("S3_URL") && line.contains("127.0.0.1:1"),
+        "{line}"
+    );
+    assert!(!line.contains("secret"), "{line}");
+}

@@ -6,3 +6,5 @@ mod core;
 mod pypi;
 // APT with real apt-get, gpgv and dpkg-deb.
 mod apt;
+// Blob storage on a real S3-compatible server.
+mod s3;

@@ -164,9 +164,9 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.opts.args)
-            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("DATABASE_URL")
             .env_remove("S3_URL")
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -380,7 +380,8 @@ pub struct Clients {
 }
 
 /// Pins: twine 6.2 and later accept `--skip-existing` only for pypi.org.
-const CLIENT_REQUIREMENTS: &[&str] = &["pip>=25", "uv>=0.5", "twine==6.1.0"];
+/// `moto[server]` is the S3-compatible server the storage tests run against.
+const CLIENT_REQUIREMENTS: &[&str] = &["pip>=25", "uv>=0.5", "twine==6.1.0", "moto[server]>=5"];
 
 fn ensure_clients() -> Clients {
     let venv = bin_dir().join("e2e-clients");
@@ -614,4 +615,62 @@ pub fn dpkg_deb(
             .into_owned(),
         bytes,
     )
+}
+
+/// A real S3-compatible server (moto) on `127.0.0.1:0`, stopped on drop.
+#[derive(Debug)]
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts one.
+    pub fn start() -> Self {
+        let c = clients();
+        let mut child = Command::new(c.venv.join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start moto_server");
+        let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut endpoint = None;
+        for _ in 0..20 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(at) = line.find("Running on http://") {
+                endpoint = Some(line[at + "Running on ".len()..].trim().to_owned());
+                break;
+            }
+        }
+        let endpoint = endpoint.expect("moto_server did not say where it listens");
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Self { child, endpoint }
+    }
+
+    /// An `S3_URL` for `bucket` on this server.
+    pub fn url(&self, bucket: &str) -> String {
+        self.endpoint
+            .replacen("http://", "http://testkey:testsecret@", 1)
+            + "/"
+            + bucket
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
