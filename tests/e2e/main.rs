@@ -8,3 +8,5 @@ mod pypi;
 mod apt;
 // Blob storage on a real S3-compatible server.
 mod s3;
+// The same catalog tests on SQLite, MariaDB/MySQL and PostgreSQL.
+mod databases;

@@ -674,3 +674,86 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// A database backend for the storage-facing tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// MySQL or MariaDB at `ARTIFACTD_TEST_MYSQL_URL` (a server URL without database).
+    Mysql,
+    /// PostgreSQL at `ARTIFACTD_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// The backends to test on: SQLite always; MySQL and PostgreSQL when their variables are set.
+/// In CI (`CI` set) a missing variable fails the test instead of leaving a backend out.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    for (b, var) in [
+        (Backend::Mysql, "ARTIFACTD_TEST_MYSQL_URL"),
+        (Backend::Postgres, "ARTIFACTD_TEST_POSTGRES_URL"),
+    ] {
+        if std::env::var_os(var).is_some() {
+            out.push(b);
+        } else {
+            assert!(std::env::var_os("CI").is_none(), "{var} must be set in CI");
+            eprintln!("{b:?} skipped: {var} is not set");
+        }
+    }
+    out
+}
+
+/// Creates a fresh database on `backend` and returns its `DATABASE_URL` (`None` for SQLite,
+/// which lives in the server's data folder).
+pub fn fresh_database(backend: Backend) -> Option<String> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "artifactd_t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Mysql => {
+            let base = std::env::var("ARTIFACTD_TEST_MYSQL_URL").expect("ARTIFACTD_TEST_MYSQL_URL");
+            let u = ureq::http::Uri::try_from(base.as_str()).expect("mysql url");
+            let host = u.host().unwrap_or("127.0.0.1").to_owned();
+            let port = u.port_u16().unwrap_or(3306).to_string();
+            let user = u
+                .authority()
+                .and_then(|a| a.as_str().split_once('@'))
+                .map_or("root", |(ui, _)| ui.split(':').next().unwrap_or("root"))
+                .to_owned();
+            run(Command::new("mysql").args([
+                "-h",
+                &host,
+                "-P",
+                &port,
+                "-u",
+                &user,
+                "-e",
+                &format!("CREATE DATABASE {name}"),
+            ]));
+            Some(format!("{}/{name}", base.trim_end_matches('/')))
+        }
+        Backend::Postgres => {
+            let base =
+                std::env::var("ARTIFACTD_TEST_POSTGRES_URL").expect("ARTIFACTD_TEST_POSTGRES_URL");
+            run(Command::new("psql")
+                .arg(format!("{}/postgres", base.trim_end_matches('/')))
+                .args(["-q", "-c", &format!("CREATE DATABASE {name}")]));
+            Some(format!("{}/{name}", base.trim_end_matches('/')))
+        }
+    }
+}
+
+impl Options {
+    /// On a fresh database of `backend`.
+    pub fn on(self, backend: Backend) -> Self {
+        match fresh_database(backend) {
+            Some(url) => self.arg("--database").arg(url),
+            None => self,
+        }
+    }
+}
