@@ -111,3 +111,66 @@ impl Registry {
         self.providers.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        IndexScope, Provider, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome,
+        UploadRequest,
+    };
+
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    #[async_trait]
+    impl Provider for Named {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        async fn upload(&self, _: &RepoContext, _: UploadRequest) -> Result<UploadOutcome> {
+            Err(crate::Error::invalid("no"))
+        }
+        async fn index(&self, _: &RepoContext, _: IndexScope) -> Result<()> {
+            Ok(())
+        }
+        async fn serve(&self, _: &RepoContext, _: ServeRequest) -> Result<ServeResponse> {
+            Err(crate::Error::not_found("no"))
+        }
+    }
+
+    fn factory(kind: &'static str, reports: &'static str) -> ProviderFactory {
+        ProviderFactory::new(kind, move || Ok(Arc::new(Named(reports))))
+    }
+
+    #[test]
+    fn registers_resolves_and_refuses() {
+        let mut r = Registry::new();
+        r.register(&factory("pypi", "pypi")).unwrap();
+        r.register(&factory("apt", "apt")).unwrap();
+        assert!(matches!(
+            r.register(&factory("pypi", "pypi")),
+            Err(RegistryError::Duplicate(_))
+        ));
+        assert!(matches!(
+            r.register(&factory("Bad/Kind", "Bad/Kind")),
+            Err(RegistryError::InvalidKind(_))
+        ));
+        assert!(matches!(
+            r.register(&factory("x", "y")),
+            Err(RegistryError::InvalidKind(_))
+        ));
+        let (p, rest) = r.resolve("pypi/team/simple/").unwrap();
+        assert_eq!((p.kind(), rest), ("pypi", "team/simple/"));
+        let e = r.resolve("npm/x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Unknown provider \"npm\"; available providers: apt, pypi."
+        );
+        assert_eq!(r.kinds().collect::<Vec<_>>(), ["apt", "pypi"]);
+    }
+}

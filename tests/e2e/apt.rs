@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use artifactd_apt::testing::{Compression, Deb};
-use artifactd_tests::{Apt, Server, dpkg_deb, run, try_run};
+use artifactd_tests::{Apt, Server, dpkg_deb, dpkg_deb_with, run, try_run};
 
 fn upload(
     s: &Server,
@@ -248,6 +248,14 @@ fn seed_upload_then_apt_get_update_and_install_with_signatures() {
 fn control_compressions_and_duplicates() {
     let s = Server::start();
     let apt = Apt::new(&s.scratch("apt"), &["amd64"]);
+    let work = s.scratch("debs");
+    let dpkg_made: Vec<(String, Vec<u8>)> = ["xz", "zstd", "none"]
+        .iter()
+        .map(|z| dpkg_deb_with(&work, &format!("dpkg-{z}"), "1.0", "amd64", "", z))
+        .collect();
+    for d in &dpkg_made {
+        upload(&s, "c", "stable", "main", d);
+    }
     let debs = [
         Deb::new("plain-ctl", "1.0", "amd64")
             .compression(Compression::None)
@@ -284,7 +292,20 @@ fn control_compressions_and_duplicates() {
         "main",
     );
     apt.update();
-    let archives = apt.download(&["plain-ctl", "xz-ctl", "gz-ctl"]);
+    let archives = apt.download(&[
+        "plain-ctl",
+        "xz-ctl",
+        "gz-ctl",
+        "dpkg-xz",
+        "dpkg-zstd",
+        "dpkg-none",
+    ]);
+    for (name, bytes) in &dpkg_made {
+        assert!(
+            std::fs::read(archives.join(name)).unwrap() == *bytes,
+            "{name}"
+        );
+    }
     // apt names downloads with the epoch, escaped.
     for ((_, bytes), file) in debs.iter().zip([
         "plain-ctl_1.0_amd64.deb",

@@ -586,6 +586,18 @@ pub fn dpkg_deb(
     arch: &str,
     extra_control: &str,
 ) -> (String, Vec<u8>) {
+    dpkg_deb_with(work, package, version, arch, extra_control, "gzip")
+}
+
+/// [`dpkg_deb`] with a compressor for `dpkg-deb -Z` (`gzip`, `xz`, `zstd`, `none`).
+pub fn dpkg_deb_with(
+    work: &Path,
+    package: &str,
+    version: &str,
+    arch: &str,
+    extra_control: &str,
+    compressor: &str,
+) -> (String, Vec<u8>) {
     let dir = work.join(format!("{package}-{version}-{arch}").replace(':', "_"));
     std::fs::create_dir_all(dir.join("DEBIAN")).expect("DEBIAN");
     std::fs::create_dir_all(dir.join(format!("usr/share/{package}"))).expect("payload dir");
@@ -604,7 +616,7 @@ pub fn dpkg_deb(
     let version_file = version.split_once(':').map_or(version, |(_, v)| v);
     let out = work.join(format!("{package}_{version_file}_{arch}.deb"));
     run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .args(["--root-owner-group", &format!("-Z{compressor}"), "--build"])
         .arg(&dir)
         .arg(&out));
     let bytes = std::fs::read(&out).expect("read deb");

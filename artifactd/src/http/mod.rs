@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/repo/", get(pages::providers))
         .route("/repo/{*rest}", axum::routing::any(repo_dispatch))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_requests))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -161,6 +162,13 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz() -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n").into_response()
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("The method {method} is not allowed at this URL."),
+    )
 }
 
 async fn not_found() -> ApiError {
