@@ -40,6 +40,12 @@ pub struct Args {
     /// Verbose logging.
     #[arg(long)]
     pub debug: bool,
+    /// Let anonymous clients upload (the seed's open behaviour, for a trusted network only).
+    #[arg(long, env = "ARTIFACTD_ALLOW_ANONYMOUS_UPLOAD", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    pub allow_anonymous_upload: bool,
+    /// The bootstrap admin token (stored hashed on start).
+    #[arg(long, env = "ARTIFACTD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -107,7 +113,7 @@ impl std::fmt::Debug for S3Config {
 }
 
 /// A validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
@@ -123,6 +129,22 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Verbose logging.
     pub debug: bool,
+    /// Anonymous uploads allowed.
+    pub allow_anonymous_upload: bool,
+    /// The bootstrap admin token.
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact(&self.database_url))
+            .field("blobs", &self.blobs)
+            .field("allow_anonymous_upload", &self.allow_anonymous_upload)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -179,6 +201,8 @@ impl Config {
             base_url,
             max_upload_bytes: args.max_upload_bytes,
             debug: args.debug,
+            allow_anonymous_upload: args.allow_anonymous_upload,
+            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! }
 //! ```
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod db;

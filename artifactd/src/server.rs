@@ -80,6 +80,14 @@ impl ServerBuilder {
             source,
         })?;
         let db = Db::open(&config.database_url).await?;
+        crate::auth::bootstrap(&db, config.admin_token.as_deref())
+            .await
+            .map_err(|e| StartError::Db(DbStartError::Migrate(e)))?;
+        if config.allow_anonymous_upload {
+            tracing::warn!(
+                "Anonymous uploads are allowed (--allow-anonymous-upload): anyone who reaches this server can publish packages."
+            );
+        }
         let blobs = BlobStore::open(&config.blobs).await?;
         let listener =
             TcpListener::bind(config.listen)

@@ -178,6 +178,17 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Removes a content blob (missing is fine).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete_content(&self, sha256: &str) -> Result<()> {
+        match self.store.delete(&StorageKey::Content(sha256).path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Storage(e)),
+        }
+    }
+
     /// Whether the content blob exists.
     ///
     /// # Errors

@@ -59,6 +59,12 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
         ""
     }
 
+    /// The catalog key of a package name as a user types it (PyPI: the PEP 503 form); used by
+    /// the host to find a package's records, e.g. for deletion.
+    fn package_key(&self, name: &str) -> String {
+        name.to_owned()
+    }
+
     /// Inspects one uploaded file and says what to store.
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome>;
 

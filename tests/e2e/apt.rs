@@ -53,6 +53,8 @@ fn seed_upload_then_apt_get_update_and_install_with_signatures() {
     assert_eq!(f, "python3_3.6.7-1~18.04_amd64.deb");
     let out = run(Command::new("curl")
         .arg("-sS")
+        .arg("-u")
+        .arg(format!("__token__:{}", s.token))
         .arg("-F")
         .arg(format!("f=@{}", work.join(&f).display()))
         .arg(s.url(
@@ -369,6 +371,7 @@ fn apt_get_update_never_fails_while_a_dist_is_republished() {
         "main",
     );
     let addr = s.addr.clone();
+    let token = s.token.clone();
     let uploader = std::thread::spawn(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -384,6 +387,7 @@ fn apt_get_update_never_fails_while_a_dist_is_republished() {
                 .post(format!(
                     "http://{addr}/addpkg?provider=apt&reponame=busy&dist=stable"
                 ))
+                .header("Authorization", format!("Bearer {token}"))
                 .header(
                     "Content-Type",
                     format!("multipart/form-data; boundary={boundary}"),

@@ -31,6 +31,8 @@ fn seed_curl_upload_then_pip_install_with_dependencies_and_hashes() {
     std::fs::write(&lib_path, &lib_bytes).unwrap();
     let out = run(Command::new("curl")
         .arg("-sS")
+        .arg("-u")
+        .arg(format!("__token__:{}", s.token))
         .arg("-F")
         .arg(format!("f=@{}", lib_path.display()))
         .arg(s.url("/addpkg?provider=pypi&reponame=team&name=dep-lib&version=1.0")));
@@ -203,7 +205,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
                     "-u",
                     "__token__",
                     "-p",
-                    "anything",
+                    &s.token,
                 ])
                 .args(&files));
         }
@@ -218,7 +220,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
                 "-u",
                 "__token__",
                 "-p",
-                "anything",
+                &s.token,
             ])
             .args(&files));
     }
@@ -254,7 +256,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
                 "-u",
                 "__token__",
                 "-p",
-                "x",
+                &s.token,
             ])
             .args(&changed_files),
     );
@@ -274,7 +276,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
             "-u",
             "__token__",
             "-p",
-            "x",
+            &s.token,
         ])
         .args(&changed_files));
     // The conflicting file was skipped, the new one stored, the old bytes kept.
@@ -304,7 +306,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
                 "-u",
                 "__token__",
                 "-p",
-                "x",
+                &s.token,
             ])
             .args(&files),
     );
@@ -322,7 +324,7 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
                 "-u",
                 "__token__",
                 "-p",
-                "x",
+                &s.token,
             ])
             .args(&changed_files),
     );

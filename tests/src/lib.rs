@@ -118,6 +118,9 @@ pub struct Server {
     dir: TempDir,
     opts: Options,
     agent: ureq::Agent,
+    /// The admin token the server was started with (`ARTIFACTD_ADMIN_TOKEN`); the plain write
+    /// helpers send it.
+    pub token: String,
 }
 
 fn agent() -> ureq::Agent {
@@ -147,6 +150,14 @@ impl Server {
             dir,
             opts,
             agent: agent(),
+            token: format!(
+                "adt_e2e_{}_{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ),
         };
         s.spawn();
         s
@@ -168,6 +179,7 @@ impl Server {
             .env_remove("S3_URL")
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NO_COLOR", "1")
+            .env("ARTIFACTD_ADMIN_TOKEN", &self.token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -269,9 +281,22 @@ impl Server {
         Self::read(self.agent.head(self.url(path)).call())
     }
 
-    /// `POST path` with a multipart form: text fields and one file in `file_field`.
+    /// `POST path` with a multipart form: text fields and one file in `file_field`, as admin.
     pub fn post_multipart(
         &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_field: &str,
+        filename: &str,
+        bytes: &[u8],
+    ) -> Resp {
+        self.post_multipart_as(Some(&self.token), path, fields, file_field, filename, bytes)
+    }
+
+    /// [`Server::post_multipart`] with another token (`None`: anonymous).
+    pub fn post_multipart_as(
+        &self,
+        token: Option<&str>,
         path: &str,
         fields: &[(&str, &str)],
         file_field: &str,
@@ -296,26 +321,112 @@ impl Server {
         );
         body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        self.post_raw(
+        self.post_raw_as(
+            token,
             path,
             &format!("multipart/form-data; boundary={boundary}"),
             &body,
         )
     }
 
-    /// `POST path` with a raw body.
+    /// `POST path` with a raw body, as admin.
     pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Resp {
-        Self::read(
-            self.agent
-                .post(self.url(path))
-                .header("Content-Type", content_type)
-                .send(body),
+        self.post_raw_as(Some(&self.token), path, content_type, body)
+    }
+
+    /// `POST path` with a raw body and a token (`None`: anonymous).
+    pub fn post_raw_as(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Resp {
+        self.send("POST", token, path, Some(content_type), body)
+    }
+
+    /// Any request with an optional bearer token.
+    pub fn send(
+        &self,
+        method: &str,
+        token: Option<&str>,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Resp {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        Self::read(self.agent.run(req))
+    }
+
+    /// `GET path` with a token.
+    pub fn get_as(&self, token: Option<&str>, path: &str) -> Resp {
+        self.send("GET", token, path, None, &[])
+    }
+
+    /// `DELETE path` with a token.
+    pub fn delete_as(&self, token: Option<&str>, path: &str) -> Resp {
+        self.send("DELETE", token, path, None, &[])
+    }
+
+    /// A JSON call with a token.
+    pub fn json_as(
+        &self,
+        method: &str,
+        token: Option<&str>,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Resp {
+        self.send(
+            method,
+            token,
+            path,
+            Some("application/json"),
+            body.to_string().as_bytes(),
         )
     }
 
-    /// The seed's upload: `POST /addpkg?{query}` with the file in field `f`.
+    /// Creates a token through the API; returns its secret.
+    pub fn create_token(&self, name: &str, scope: &str, repos: &[&str]) -> String {
+        let r = self.json_as(
+            "POST",
+            Some(&self.token),
+            "/api/v1/tokens",
+            &serde_json::json!({ "name": name, "scope": scope, "repos": repos }),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The seed's upload: `POST /addpkg?{query}` with the file in field `f`, as admin.
     pub fn addpkg(&self, query: &str, filename: &str, bytes: &[u8]) -> Resp {
         self.post_multipart(&format!("/addpkg?{query}"), &[], "f", filename, bytes)
+    }
+
+    /// [`Server::addpkg`] with another token (`None`: anonymous).
+    pub fn addpkg_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        filename: &str,
+        bytes: &[u8],
+    ) -> Resp {
+        self.post_multipart_as(
+            token,
+            &format!("/addpkg?{query}"),
+            &[],
+            "f",
+            filename,
+            bytes,
+        )
     }
 
     /// Every file below the data folder with its size (to prove a refused request stored nothing).

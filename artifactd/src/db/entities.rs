@@ -76,3 +76,50 @@ pub mod signing_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// An API token (only its SHA-256 is stored).
+pub mod token {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub name: String,
+        pub token_hash: String,
+        /// `read`, `write` or `admin`.
+        pub scope: String,
+        /// JSON list of `provider/repo` patterns; empty for every repo.
+        #[sea_orm(column_type = "Text")]
+        pub repos: String,
+        pub created_at: i64,
+        pub expires_at: Option<i64>,
+        pub revoked_at: Option<i64>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One write, for the audit log.
+pub mod audit {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: i64,
+        pub principal: String,
+        pub action: String,
+        pub provider: String,
+        pub repo: String,
+        #[sea_orm(column_type = "Text")]
+        pub detail: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -2,7 +2,9 @@
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, big_pk_auto, string_len, text, text_null};
+use sea_orm_migration::schema::{
+    big_integer, big_integer_null, big_pk_auto, string_len, text, text_null,
+};
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -10,12 +12,19 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(Auth)]
     }
 }
 
-#[derive(Debug, DeriveMigrationName)]
+/// Names are explicit: the derive would name every migration of this file after the module.
+#[derive(Debug)]
 struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m20261202_000001_initial"
+    }
+}
 
 /// MySQL compares strings case-insensitively by default; names and paths are case-sensitive.
 fn table(manager: &SchemaManager, name: &'static str) -> TableCreateStatement {
@@ -139,6 +148,69 @@ impl MigrationTrait for Initial {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in ["signing_keys", "files", "repos"] {
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Auth;
+
+impl MigrationName for Auth {
+    fn name(&self) -> &str {
+        "m20261202_000002_auth"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Auth {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                table(manager, "tokens")
+                    .col(big_pk_auto("id"))
+                    .col(string_len("name", 128))
+                    .col(string_len("token_hash", 64))
+                    .col(string_len("scope", 16))
+                    .col(text("repos"))
+                    .col(big_integer("created_at"))
+                    .col(big_integer_null("expires_at"))
+                    .col(big_integer_null("revoked_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("tokens_hash")
+                    .table("tokens")
+                    .col("token_hash")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                table(manager, "audit")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("at"))
+                    .col(string_len("principal", 255))
+                    .col(string_len("action", 64))
+                    .col(string_len("provider", 32))
+                    .col(string_len("repo", 64))
+                    .col(text("detail"))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["audit", "tokens"] {
             manager
                 .drop_table(Table::drop().table(t).to_owned())
                 .await?;

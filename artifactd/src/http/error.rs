@@ -15,6 +15,7 @@ use http::StatusCode;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
+    challenge: bool,
     message: String,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -24,9 +25,23 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
+            challenge: false,
             message: message.into(),
             source: None,
         }
+    }
+
+    /// 401 with `WWW-Authenticate: Basic realm="artifactd"`, so clients ask for credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, message)
+        }
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
     }
 
     /// 400 with a sentence naming the broken rule.
@@ -46,6 +61,7 @@ impl ApiError {
     ) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
+            challenge: false,
             message: message.into(),
             source: Some(source.into()),
         }
@@ -70,6 +86,7 @@ impl From<PluginError> for ApiError {
         if status.is_server_error() {
             Self {
                 status,
+                challenge: false,
                 message: e.to_string(),
                 source: Some(Box::new(e)),
             }
@@ -84,6 +101,15 @@ impl From<RegistryError> for ApiError {
         match e {
             RegistryError::Unknown { .. } => Self::not_found(e.to_string()),
             other => Self::internal("provider registry failed", other),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::Invalid => Self::unauthorized(e.to_string()),
+            crate::auth::AuthError::Db(d) => Self::internal("token lookup failed", d),
         }
     }
 }
@@ -108,6 +134,12 @@ impl IntoResponse for ApiError {
             self.message
         };
         let mut resp = (self.status, Json(serde_json::json!({ "error": message }))).into_response();
+        if self.challenge {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"artifactd\""),
+            );
+        }
         if self.status == StatusCode::CONFLICT {
             // twine shows the reason phrase as the error.
             resp.extensions_mut()

@@ -1,5 +1,6 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
+mod api;
 mod error;
 mod pages;
 mod respond;
@@ -26,6 +27,7 @@ use serde_json::json;
 pub use error::ApiError;
 use upload::{Limits, SpooledFile};
 
+use crate::auth::{Auth, Scope};
 use crate::catalog::DbCatalog;
 use crate::config::Config;
 use crate::db::entities::repo;
@@ -118,6 +120,148 @@ impl AppState {
         .with_principal(principal)
     }
 
+    /// The permission check, in one place for every route: may `auth` do `need` on `kind/name`
+    /// (`None`: server-wide, e.g. tokens and the audit log)?
+    ///
+    /// # Errors
+    /// 401 with a Basic challenge for anonymous callers, 403 for tokens without the right.
+    pub fn authorize(
+        &self,
+        auth: &Auth,
+        target: Option<(&str, &str)>,
+        private: bool,
+        need: Scope,
+    ) -> Result<(), ApiError> {
+        let what = match target {
+            Some((k, n)) => format!("{k}/{n}"),
+            None => "this server".to_owned(),
+        };
+        let Some(scope) = auth.scope else {
+            let allowed = match need {
+                Scope::Read => !private && target.is_some(),
+                Scope::Write => self.inner.config.allow_anonymous_upload && target.is_some(),
+                Scope::Admin => false,
+            };
+            return if allowed {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized(format!(
+                    "This needs a token with {need} access to {what}; send it as a Bearer token or as the Basic password."
+                )))
+            };
+        };
+        if scope >= need && auth.covers(target) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "The token {:?} does not have {need} access to {what}.",
+                auth.principal.label()
+            )))
+        }
+    }
+
+    /// Whether `auth` may see the repo `r` in listings.
+    pub fn can_read(&self, auth: &Auth, r: &repo::Model) -> bool {
+        self.authorize(
+            auth,
+            Some((&r.provider, &r.name)),
+            settings_of(r).private,
+            Scope::Read,
+        )
+        .is_ok()
+    }
+
+    /// Records a write in the audit log; a failure to record is logged, not returned.
+    pub async fn audit(
+        &self,
+        auth: &Auth,
+        action: &str,
+        target: Option<(&str, &str)>,
+        detail: serde_json::Value,
+    ) {
+        use sea_orm::ActiveModelTrait as _;
+        let (provider, repo) = target.unwrap_or(("", ""));
+        let row = crate::db::entities::audit::ActiveModel {
+            at: sea_orm::Set(crate::db::now_millis()),
+            principal: sea_orm::Set(auth.principal.label()),
+            action: sea_orm::Set(action.to_owned()),
+            provider: sea_orm::Set(provider.to_owned()),
+            repo: sea_orm::Set(repo.to_owned()),
+            detail: sea_orm::Set(detail.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = row.insert(self.inner.db.conn()).await {
+            tracing::error!(error = %e, action, "Cannot write the audit log.");
+        }
+    }
+
+    /// Deletes records, republishes the provider's indexes, removes blobs nothing references any
+    /// more, and deletes the repo when it is empty and its settings say so. Returns the paths.
+    ///
+    /// # Errors
+    /// Catalog, index and storage failures.
+    pub async fn delete_records(
+        &self,
+        auth: &Auth,
+        provider: &DynProvider,
+        row: &repo::Model,
+        cx: &RepoContext,
+        records: Vec<artifactd_plugin_api::FileRecord>,
+    ) -> Result<Vec<String>, ApiError> {
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+        let mut deleted = Vec::new();
+        let mut scopes = Vec::new();
+        for r in &records {
+            if cx.catalog.delete(&r.scope, &r.path).await? {
+                deleted.push(r.path.clone());
+                scopes.push(r.scope.clone());
+            }
+        }
+        scopes.sort();
+        scopes.dedup();
+        self.reindex(provider, row.id, cx, IndexScope::Scopes(scopes))
+            .await?;
+        let mut shas: Vec<&str> = records.iter().map(|r| r.sha256.as_str()).collect();
+        shas.sort_unstable();
+        shas.dedup();
+        for sha in shas {
+            let refs = crate::db::entities::file::Entity::find()
+                .filter(crate::db::entities::file::Column::Sha256.eq(sha))
+                .count(self.inner.db.conn())
+                .await?;
+            if refs == 0 {
+                self.inner.blobs.delete_content(sha).await?;
+            }
+        }
+        self.audit(
+            auth,
+            "delete",
+            Some((&row.provider, &row.name)),
+            json!({ "paths": deleted }),
+        )
+        .await;
+        if settings_of(row).delete_empty {
+            let left = crate::db::entities::file::Entity::find()
+                .filter(crate::db::entities::file::Column::RepoId.eq(row.id))
+                .count(self.inner.db.conn())
+                .await?;
+            if left == 0 {
+                crate::db::entities::repo::Entity::delete_by_id(row.id)
+                    .exec(self.inner.db.conn())
+                    .await?;
+                tracing::info!(provider = %row.provider, repo = %row.name, "Deleted the empty repo.");
+                self.audit(
+                    auth,
+                    "delete-repo",
+                    Some((&row.provider, &row.name)),
+                    json!({}),
+                )
+                .await;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Runs a provider's index hook, one at a time per repo.
     async fn reindex(
         &self,
@@ -152,6 +296,7 @@ pub fn router(state: AppState) -> Router {
         .route("/repo", get(pages::providers))
         .route("/repo/", get(pages::providers))
         .route("/repo/{*rest}", axum::routing::any(repo_dispatch))
+        .nest("/api/v1", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_requests))
@@ -175,10 +320,16 @@ async fn not_found() -> ApiError {
     ApiError::not_found("There is nothing at this URL.")
 }
 
-/// The one place where a request's principal is established; providers only ever see the result.
-async fn authenticate(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(Principal::Anonymous);
-    next.run(req).await
+/// The one place where a request's caller is established; providers only ever see the
+/// resulting principal. A token that is presented and not valid is refused here, at once.
+async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    match crate::auth::authenticate(&st.inner.db, req.headers()).await {
+        Ok(auth) => {
+            req.extensions_mut().insert(auth);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 async fn log_requests(req: Request, next: Next) -> Response {
@@ -196,11 +347,11 @@ async fn log_requests(req: Request, next: Next) -> Response {
     resp
 }
 
-fn principal_of(req: &Request) -> Principal {
+fn auth_of(req: &Request) -> Auth {
     req.extensions()
-        .get::<Principal>()
+        .get::<Auth>()
         .cloned()
-        .unwrap_or(Principal::Anonymous)
+        .unwrap_or_else(Auth::anonymous)
 }
 
 /// Repo names: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, without `..`.
@@ -264,13 +415,14 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
         .unwrap_or_default()
         .to_owned();
     let path = parse_repo_path(&raw)?;
-    let principal = principal_of(&req);
+    let auth = auth_of(&req);
+    let principal = auth.principal.clone();
     let base = st.base_url(req.headers());
     let (kind, name, rest) = match path.segments.as_slice() {
-        [] => return Ok(pages::providers(State(st)).await?.into_response()),
+        [] => return pages::providers(State(st), axum::Extension(auth)).await,
         [kind] => {
             let provider = st.inner.registry.get(kind)?.clone();
-            return pages::provider_repos(&st, &provider).await;
+            return pages::provider_repos(&st, &auth, &provider).await;
         }
         [kind, name, rest @ ..] => (kind.clone(), name.clone(), rest.join("/")),
     };
@@ -299,6 +451,12 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
                 ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
             })?;
+            st.authorize(
+                &auth,
+                Some((&kind, &name)),
+                settings_of(&row).private,
+                Scope::Read,
+            )?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let mut sreq = ServeRequest::get(rest);
             sreq.method = method.clone();
@@ -315,6 +473,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             .await
         }
         Method::POST | Method::PUT if is_multipart(req.headers()) => {
+            st.authorize(&auth, Some((&kind, &name)), false, Scope::Write)?;
             let query = query_pairs(req.uri().query());
             let (parts, body) = req.into_parts();
             let spooled = upload::spool(
@@ -334,7 +493,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                 .ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
             ingest(
                 &st,
-                principal,
+                &auth,
                 &base,
                 &provider,
                 &name,
@@ -357,6 +516,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                     format!("The request body is larger than {MAX_JSON_BODY} bytes; uploads are multipart/form-data."),
                 )
             })?;
+            let rest_for_audit = rest.clone();
             let mut sreq = ServeRequest::json(method.clone(), rest, body);
             sreq.query = query;
             sreq.headers = parts.headers.clone();
@@ -371,6 +531,13 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             .await?;
             if resp.status().is_success() {
                 st.reindex(&provider, row.id, &cx, IndexScope::All).await?;
+                st.audit(
+                    &auth,
+                    "api-call",
+                    Some((&kind, &name)),
+                    json!({ "method": method.as_str(), "path": rest_for_audit }),
+                )
+                .await;
             }
             Ok(resp)
         }
@@ -405,7 +572,7 @@ async fn addpkg(
     Query(query): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let principal = principal_of(&req);
+    let auth = auth_of(&req);
     let base = st.base_url(req.headers());
     let param = |name: &str| {
         query
@@ -421,6 +588,7 @@ async fn addpkg(
         ApiError::bad_request("Missing the query parameter \"reponame\" (the repo to upload to).")
     })?;
     validate_repo_name(&name)?;
+    st.authorize(&auth, Some((provider.kind(), &name)), false, Scope::Write)?;
     let (parts, body) = req.into_parts();
     let spooled = upload::spool(
         &parts.headers,
@@ -440,7 +608,7 @@ async fn addpkg(
     let file = spooled.file.ok_or_else(|| {
         ApiError::bad_request("Missing the multipart field \"f\" with the package file.")
     })?;
-    ingest(&st, principal, &base, &provider, &name, None, params, file).await
+    ingest(&st, &auth, &base, &provider, &name, None, params, file).await
 }
 
 fn valid_record_path(p: &str) -> bool {
@@ -454,7 +622,7 @@ fn valid_record_path(p: &str) -> bool {
 #[allow(clippy::too_many_arguments)] // One call site per protocol; a struct would only rename them.
 async fn ingest(
     st: &AppState,
-    principal: Principal,
+    auth: &Auth,
     base: &str,
     provider: &DynProvider,
     name: &str,
@@ -463,6 +631,7 @@ async fn ingest(
     file: SpooledFile,
 ) -> Result<Response, ApiError> {
     let kind = provider.kind();
+    let principal = auth.principal.clone();
     let existing = st.inner.db.repo(kind, name).await?;
     let cx = st.context(kind, name, existing.as_ref(), principal.clone(), base);
     let uploaded = UploadedFile::new(
@@ -563,6 +732,15 @@ async fn ingest(
         "created": created,
         "files": files,
     });
+    if created {
+        st.audit(
+            auth,
+            "upload",
+            Some((kind, name)),
+            json!({ "path": first.path, "sha256": first.sha256 }),
+        )
+        .await;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -1,6 +1,7 @@
 //! Server-rendered HTML pages of the host (home, providers, a provider's repos).
 
 use artifactd_plugin_api::DynProvider;
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
@@ -8,6 +9,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use minijinja::{Environment, Value, context};
 
 use super::{ApiError, AppState};
+use crate::auth::Auth;
 use crate::db::entities::repo;
 
 /// The page templates, embedded in the binary.
@@ -112,8 +114,15 @@ fn host_of(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-async fn provider_list(st: &AppState) -> Result<Vec<Value>, ApiError> {
-    let repos = st.inner.db.all_repos().await?;
+async fn provider_list(st: &AppState, auth: &Auth) -> Result<Vec<Value>, ApiError> {
+    let repos: Vec<repo::Model> = st
+        .inner
+        .db
+        .all_repos()
+        .await?
+        .into_iter()
+        .filter(|r| st.can_read(auth, r))
+        .collect();
     Ok(st
         .inner
         .registry
@@ -126,9 +135,20 @@ async fn provider_list(st: &AppState) -> Result<Vec<Value>, ApiError> {
 }
 
 /// `GET /`.
-pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let repos = st.inner.db.all_repos().await?;
-    let providers = provider_list(&st).await?;
+pub async fn home(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let repos: Vec<repo::Model> = st
+        .inner
+        .db
+        .all_repos()
+        .await?
+        .into_iter()
+        .filter(|r| st.can_read(&auth, r))
+        .collect();
+    let providers = provider_list(&st, &auth).await?;
     st.inner.pages.render(
         "home.html",
         context! { providers, repos => repo_rows(&repos), host => host_of(&headers) },
@@ -136,16 +156,30 @@ pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
 }
 
 /// `GET /repo/`.
-pub async fn providers(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let providers = provider_list(&st).await?;
+pub async fn providers(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+) -> Result<Response, ApiError> {
+    let providers = provider_list(&st, &auth).await?;
     st.inner
         .pages
         .render("providers.html", context! { providers })
 }
 
 /// `GET /repo/<kind>/`.
-pub async fn provider_repos(st: &AppState, provider: &DynProvider) -> Result<Response, ApiError> {
-    let repos = st.inner.db.repos(provider.kind()).await?;
+pub async fn provider_repos(
+    st: &AppState,
+    auth: &Auth,
+    provider: &DynProvider,
+) -> Result<Response, ApiError> {
+    let repos: Vec<repo::Model> = st
+        .inner
+        .db
+        .repos(provider.kind())
+        .await?
+        .into_iter()
+        .filter(|r| st.can_read(auth, r))
+        .collect();
     st.inner.pages.render(
         "provider.html",
         context! {

@@ -79,6 +79,10 @@ impl Provider for TarProvider {
         "Plain tarballs by name and version."
     }
 
+    fn package_key(&self, name: &str) -> String {
+        name.to_ascii_lowercase()
+    }
+
     async fn upload(&self, _cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
         let filename = req
             .file

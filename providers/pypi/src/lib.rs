@@ -384,6 +384,10 @@ impl Provider for PypiProvider {
         "Python packages for pip, uv and twine (PEP 503/691 simple index)."
     }
 
+    fn package_key(&self, name: &str) -> String {
+        normalize(name)
+    }
+
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
         if let Some(p) = &req.native_path {
             if !matches!(p.as_str(), "" | "legacy/" | "simple/") {

@@ -1,0 +1,315 @@
+//! The JSON API (`/api/v1`): tokens, the audit log, repo settings and package deletion.
+//! Every error is `{"error": "..."}` (see `error.rs`); every call is checked by
+//! [`AppState::authorize`].
+
+use artifactd_plugin_api::{ListQuery, RepoSettings};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use http::StatusCode;
+use sea_orm::{
+    ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, QueryOrder as _,
+    QuerySelect as _, Set,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, validate_repo_name};
+use crate::auth::{self, Auth, Scope};
+use crate::db::entities::{audit, repo, token};
+use crate::db::{now_millis, settings_of};
+
+fn bad_json(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("The request body is not the expected JSON: {e}."))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(bad_json)
+}
+
+/// The routes, mounted at `/api/v1`.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, get};
+    axum::Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/audit", get(read_audit))
+        .route(
+            "/repos/{provider}/{repo}/settings",
+            get(get_settings).put(put_settings),
+        )
+        .route(
+            "/repos/{provider}/{repo}/packages/{name}",
+            delete(delete_package),
+        )
+        .route(
+            "/repos/{provider}/{repo}/packages/{name}/{version}",
+            delete(delete_version),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    scope: String,
+    #[serde(default)]
+    repos: Vec<String>,
+    /// Days until it expires.
+    expires_in_days: Option<u32>,
+}
+
+fn token_json(t: &token::Model) -> Value {
+    json!({
+        "id": t.id, "name": t.name, "scope": t.scope,
+        "repos": serde_json::from_str::<Value>(&t.repos).unwrap_or(json!([])),
+        "created_at": t.created_at, "expires_at": t.expires_at, "revoked": t.revoked_at.is_some(),
+    })
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    st.authorize(&a, None, false, Scope::Admin)?;
+    let req: NewToken = parse(&body)?;
+    let scope = Scope::parse(&req.scope)
+        .ok_or_else(|| ApiError::bad_request("The scope must be read, write or admin."))?;
+    if req.name.trim().is_empty() || req.name.len() > 128 || req.name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "The token name must be 1 to 128 printable characters.",
+        ));
+    }
+    for p in &req.repos {
+        let ok = p
+            .split_once('/')
+            .is_some_and(|(k, r)| !k.is_empty() && !r.is_empty() && !r.contains('/'))
+            && p.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b'*')
+            });
+        if !ok {
+            return Err(ApiError::bad_request(format!(
+                "The repo pattern {p:?} must be provider/repo, with * as a wildcard."
+            )));
+        }
+    }
+    let expires_at = req
+        .expires_in_days
+        .map(|d| now_millis() + i64::from(d) * 86_400_000);
+    let secret = auth::new_secret();
+    let row = auth::create(
+        &st.inner.db,
+        &req.name,
+        &secret,
+        scope,
+        &req.repos,
+        expires_at,
+    )
+    .await?;
+    st.audit(
+        &a,
+        "token-create",
+        None,
+        json!({ "id": row.id, "name": row.name, "scope": row.scope }),
+    )
+    .await;
+    let mut out = token_json(&row);
+    out["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn list_tokens(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+) -> Result<Response, ApiError> {
+    st.authorize(&a, None, false, Scope::Admin)?;
+    let rows = token::Entity::find()
+        .order_by_asc(token::Column::Id)
+        .all(st.inner.db.conn())
+        .await?;
+    Ok(Json(json!({ "tokens": rows.iter().map(token_json).collect::<Vec<_>>() })).into_response())
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    st.authorize(&a, None, false, Scope::Admin)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("The token id must be a number."))?;
+    let row = token::Entity::find_by_id(id)
+        .one(st.inner.db.conn())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("There is no token {id}.")))?;
+    let mut am = row.into_active_model();
+    am.revoked_at = Set(Some(now_millis()));
+    let row = am.update(st.inner.db.conn()).await?;
+    st.audit(&a, "token-revoke", None, json!({ "id": id }))
+        .await;
+    Ok(Json(token_json(&row)).into_response())
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    limit: Option<u64>,
+}
+
+async fn read_audit(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Query(p): Query<Paging>,
+) -> Result<Response, ApiError> {
+    st.authorize(&a, None, false, Scope::Admin)?;
+    let rows = audit::Entity::find()
+        .order_by_desc(audit::Column::Id)
+        .limit(p.limit.unwrap_or(100).min(1000))
+        .all(st.inner.db.conn())
+        .await?;
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "at": artifactd_plugin_api::time::rfc3339_millis(r.at), "principal": r.principal,
+                "action": r.action, "provider": r.provider, "repo": r.repo,
+                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+fn settings_json(s: &RepoSettings) -> Value {
+    json!({
+        "overwrite": if s.overwrite { "allow" } else { "deny" },
+        "private": s.private,
+        "delete_empty": s.delete_empty,
+    })
+}
+
+async fn repo_row(st: &AppState, provider: &str, name: &str) -> Result<repo::Model, ApiError> {
+    st.inner.registry.get(provider)?;
+    validate_repo_name(name)?;
+    st.inner
+        .db
+        .repo(provider, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("There is no {provider} repo named {name:?}.")))
+}
+
+async fn get_settings(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Path((provider, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let row = repo_row(&st, &provider, &name).await?;
+    st.authorize(
+        &a,
+        Some((&provider, &name)),
+        settings_of(&row).private,
+        Scope::Admin,
+    )?;
+    Ok(Json(settings_json(&settings_of(&row))).into_response())
+}
+
+/// `PUT` settings: any of `overwrite` (deny|allow), `private`, `delete_empty`. Creates the repo
+/// when it does not exist yet.
+async fn put_settings(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Path((provider, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    st.inner.registry.get(&provider)?;
+    validate_repo_name(&name)?;
+    st.authorize(&a, Some((&provider, &name)), false, Scope::Admin)?;
+    let patch: serde_json::Map<String, Value> = parse(&body)?;
+    let row = st.inner.db.repo_or_create(&provider, &name).await?;
+    let mut settings = settings_of(&row);
+    for (k, v) in &patch {
+        match (k.as_str(), v) {
+            ("overwrite", Value::String(s)) if s == "allow" || s == "deny" => {
+                settings.overwrite = s == "allow"
+            }
+            ("private", Value::Bool(b)) => settings.private = *b,
+            ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false)."
+                )));
+            }
+        }
+    }
+    let generation = row.generation;
+    let mut am = row.into_active_model();
+    am.settings =
+        Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
+    am.generation = Set(generation + 1);
+    am.update(st.inner.db.conn()).await?;
+    st.audit(
+        &a,
+        "settings",
+        Some((&provider, &name)),
+        settings_json(&settings),
+    )
+    .await;
+    Ok(Json(settings_json(&settings)).into_response())
+}
+
+async fn delete_matching(
+    st: &AppState,
+    a: &Auth,
+    provider: &str,
+    name: &str,
+    package: &str,
+    version: Option<&str>,
+    base: String,
+) -> Result<Response, ApiError> {
+    let row = repo_row(st, provider, name).await?;
+    st.authorize(
+        a,
+        Some((provider, name)),
+        settings_of(&row).private,
+        Scope::Admin,
+    )?;
+    let p = st.inner.registry.get(provider)?.clone();
+    let cx = st.context(provider, name, Some(&row), a.principal.clone(), &base);
+    let records: Vec<_> = cx
+        .catalog
+        .list(ListQuery::key(p.package_key(package)))
+        .await?
+        .into_iter()
+        .filter(|r| version.is_none_or(|v| r.version == v))
+        .collect();
+    if records.is_empty() {
+        return Err(ApiError::not_found(match version {
+            Some(v) => format!("There is no version {v:?} of {package:?} in {provider}/{name}."),
+            None => format!("There is no package {package:?} in {provider}/{name}."),
+        }));
+    }
+    let deleted = st.delete_records(a, &p, &row, &cx, records).await?;
+    Ok(Json(json!({ "deleted": deleted })).into_response())
+}
+
+async fn delete_package(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    headers: http::HeaderMap,
+    Path((provider, name, package)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let base = st.base_url(&headers);
+    delete_matching(&st, &a, &provider, &name, &package, None, base).await
+}
+
+async fn delete_version(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    headers: http::HeaderMap,
+    Path((provider, name, package, version)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let base = st.base_url(&headers);
+    delete_matching(&st, &a, &provider, &name, &package, Some(&version), base).await
+}
