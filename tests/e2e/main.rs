@@ -10,3 +10,5 @@ mod apt;
 mod s3;
 // The same catalog tests on SQLite, MariaDB/MySQL and PostgreSQL.
 mod databases;
+// Tokens, private repos, delete, settings, audit.
+mod auth;

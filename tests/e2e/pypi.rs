@@ -486,6 +486,13 @@ fn yanks_show_in_both_formats_and_pip_skips_them() {
     let c = clients();
     upload(&s, "y", &Dist::new("yankee", "1.0").wheel());
     upload(&s, "y", &Dist::new("yankee", "2.0").wheel());
+    let anon = s.post_raw_as(
+        None,
+        "/repo/pypi/y/-/yank",
+        "application/json",
+        br#"{"project": "yankee", "version": "2.0"}"#,
+    );
+    assert_eq!(anon.status, 401, "yanking needs a write token");
     let r = s.post_raw(
         "/repo/pypi/y/-/yank",
         "application/json",

@@ -503,10 +503,38 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             )
             .await
         }
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH => {
+        Method::DELETE => {
             let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
                 ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
             })?;
+            st.authorize(
+                &auth,
+                Some((&kind, &name)),
+                settings_of(&row).private,
+                Scope::Admin,
+            )?;
+            let cx = st.context(&kind, &name, Some(&row), principal, &base);
+            let records = cx.catalog.list(ListQuery::path(rest.clone())).await?;
+            if records.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "There is no file {rest:?} in {kind}/{name}."
+                )));
+            }
+            let deleted = st
+                .delete_records(&auth, &provider, &row, &cx, records)
+                .await?;
+            Ok(axum::Json(json!({ "deleted": deleted })).into_response())
+        }
+        Method::POST | Method::PUT | Method::PATCH => {
+            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
+                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
+            })?;
+            st.authorize(
+                &auth,
+                Some((&kind, &name)),
+                settings_of(&row).private,
+                Scope::Write,
+            )?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let query = req.uri().query().map(str::to_owned);
             let (parts, body) = req.into_parts();
