@@ -11,9 +11,11 @@ use pgp::composed::{
     SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
+use pgp::crypto::public_key::PublicKeyAlgorithm;
+use pgp::packet::{Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize as _;
-use pgp::types::{KeyDetails as _, Password};
-use sea_orm::{ActiveModelTrait as _, EntityTrait as _, Set, SqlErr};
+use pgp::types::{KeyDetails as _, KeyVersion, Password, Timestamp};
+use sea_orm::{ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, Set, SqlErr};
 
 use crate::db::entities::signing_key;
 use crate::db::{Db, now_millis};
@@ -22,14 +24,22 @@ fn pgp_err(what: &'static str) -> impl FnOnce(pgp::errors::Error) -> Error {
     move |e| Error::internal(what, e)
 }
 
+/// A repo's keys: the current one first, then the one it replaced while the transition lasts.
+#[derive(Debug, Clone)]
+struct RepoKeys {
+    keys: Vec<Arc<SignedSecretKey>>,
+    /// Until when (ms) the second key signs too.
+    previous_until: Option<i64>,
+}
+
 /// Parsed keys by repo id, shared by every request.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    keys: Mutex<HashMap<i64, Arc<SignedSecretKey>>>,
+    keys: Mutex<HashMap<i64, RepoKeys>>,
 }
 
 impl KeyCache {
-    fn get(&self, repo_id: i64) -> Option<Arc<SignedSecretKey>> {
+    fn get(&self, repo_id: i64) -> Option<RepoKeys> {
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -37,12 +47,26 @@ impl KeyCache {
             .cloned()
     }
 
-    fn put(&self, repo_id: i64, key: Arc<SignedSecretKey>) {
+    fn put(&self, repo_id: i64, keys: RepoKeys) {
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(repo_id, key);
+            .insert(repo_id, keys);
     }
+
+    /// Forgets a repo's keys (after an import).
+    pub fn forget(&self, repo_id: i64) {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&repo_id);
+    }
+}
+
+fn parse_key(armored: &str) -> Result<SignedSecretKey> {
+    SignedSecretKey::from_string(armored)
+        .map(|(k, _)| k)
+        .map_err(pgp_err("parsing the stored signing key"))
 }
 
 /// Generates a signing key for `uid`.
@@ -82,22 +106,25 @@ impl RepoSigner {
         }
     }
 
-    /// The repo's key: cached, stored, or generated now. Concurrent first uses are settled by
+    /// The repo's keys: cached, stored, or generated now. Concurrent first uses are settled by
     /// the primary key of `signing_keys`: the loser reads the winner's key.
-    async fn key(&self) -> Result<Arc<SignedSecretKey>> {
+    async fn keys(&self) -> Result<Vec<Arc<SignedSecretKey>>> {
         let repo_id = self
             .repo_id
             .ok_or_else(|| Error::internal_msg("signing for a repo that does not exist yet"))?;
-        if let Some(k) = self.cache.get(repo_id) {
-            return Ok(k);
+        let now = now_millis();
+        if let Some(k) = self.cache.get(repo_id)
+            && k.previous_until.is_none_or(|u| u > now)
+        {
+            return Ok(k.keys);
         }
         let db_err = |e: sea_orm::DbErr| Error::internal("signing key query failed", e);
         let stored = signing_key::Entity::find_by_id(repo_id)
             .one(self.db.conn())
             .await
             .map_err(db_err)?;
-        let armored = match stored {
-            Some(row) => row.secret_armored,
+        let row = match stored {
+            Some(row) => row,
             None => {
                 let uid = self.uid.clone();
                 let key = tokio::task::spawn_blocking(move || generate_key(&uid))
@@ -111,11 +138,13 @@ impl RepoSigner {
                     secret_armored: Set(armored.clone()),
                     fingerprint: Set(key.fingerprint().to_string()),
                     created_at: Set(now_millis()),
+                    previous_armored: Set(None),
+                    previous_until: Set(None),
                 };
                 match row.insert(self.db.conn()).await {
-                    Ok(_) => {
+                    Ok(row) => {
                         tracing::info!(repo_id, fingerprint = %key.fingerprint(), "Generated signing key.");
-                        armored
+                        row
                     }
                     Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                         signing_key::Entity::find_by_id(repo_id)
@@ -123,60 +152,208 @@ impl RepoSigner {
                             .await
                             .map_err(db_err)?
                             .ok_or_else(|| Error::internal_msg("signing key vanished"))?
-                            .secret_armored
                     }
                     Err(e) => return Err(db_err(e)),
                 }
             }
         };
-        let (key, _) = SignedSecretKey::from_string(&armored)
-            .map_err(pgp_err("parsing the stored signing key"))?;
-        let key = Arc::new(key);
-        self.cache.put(repo_id, key.clone());
-        Ok(key)
+        let mut keys = vec![Arc::new(parse_key(&row.secret_armored)?)];
+        let previous_until = row.previous_until.filter(|u| *u > now);
+        if previous_until.is_some()
+            && let Some(prev) = &row.previous_armored
+        {
+            keys.push(Arc::new(parse_key(prev)?));
+        }
+        self.cache.put(
+            repo_id,
+            RepoKeys {
+                keys: keys.clone(),
+                previous_until,
+            },
+        );
+        Ok(keys)
     }
+}
+
+fn text_signature(key: &SignedSecretKey, text: &str) -> pgp::errors::Result<Signature> {
+    let mut config =
+        SignatureConfig::from_key(rand08::thread_rng(), &key.primary_key, SignatureType::Text)?;
+    config.hashed_subpackets = vec![
+        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now()))?,
+        Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))?,
+    ];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+        key.legacy_key_id(),
+    ))?];
+    config.sign(&key.primary_key, &Password::empty(), text.as_bytes())
 }
 
 #[async_trait]
 impl Signer for RepoSigner {
     async fn public_key_armored(&self) -> Result<String> {
-        let key = self.key().await?;
+        let key = self.keys().await?.remove(0);
         SignedPublicKey::from(key.as_ref().clone())
             .to_armored_string(ArmorOptions::default())
             .map_err(pgp_err("armoring the public key"))
     }
 
     async fn public_key_binary(&self) -> Result<Vec<u8>> {
-        let key = self.key().await?;
+        let key = self.keys().await?.remove(0);
         SignedPublicKey::from(key.as_ref().clone())
             .to_bytes()
             .map_err(pgp_err("serializing the public key"))
     }
 
     async fn sign_detached(&self, data: &[u8]) -> Result<String> {
-        let key = self.key().await?;
-        let sig = DetachedSignature::sign_binary_data(
-            rand08::thread_rng(),
-            &key.primary_key,
-            &Password::empty(),
-            HashAlgorithm::Sha256,
-            data,
+        let keys = self.keys().await?;
+        let mut sigs = Vec::new();
+        for key in &keys {
+            let sig = DetachedSignature::sign_binary_data(
+                rand08::thread_rng(),
+                &key.primary_key,
+                &Password::empty(),
+                HashAlgorithm::Sha256,
+                data,
+            )
+            .map_err(pgp_err("signing"))?;
+            sigs.push(sig);
+        }
+        // Several signatures go in one armored block, as Debian's own Release.gpg files do.
+        let mut out = Vec::new();
+        pgp::armor::write(
+            &sigs,
+            pgp::armor::BlockType::Signature,
+            &mut out,
+            None,
+            true,
         )
-        .map_err(pgp_err("signing"))?;
-        sig.to_armored_string(ArmorOptions::default())
-            .map_err(pgp_err("armoring the signature"))
+        .map_err(pgp_err("armoring the signature"))?;
+        String::from_utf8(out).map_err(|e| Error::internal("armoring the signature", e))
     }
 
     async fn sign_cleartext(&self, text: &str) -> Result<String> {
-        let key = self.key().await?;
-        let msg = CleartextSignedMessage::sign(
-            rand08::thread_rng(),
-            text,
-            &key.primary_key,
-            &Password::empty(),
-        )
+        let keys = self.keys().await?;
+        let msg = CleartextSignedMessage::new_many(text, |normalized| {
+            keys.iter().map(|k| text_signature(k, normalized)).collect()
+        })
         .map_err(pgp_err("signing"))?;
         msg.to_armored_string(ArmorOptions::default())
             .map_err(pgp_err("armoring the signed message"))
     }
+}
+
+/// Why an imported key is refused; each is a 400 with this sentence.
+fn refuse(msg: impl Into<String>) -> Error {
+    Error::invalid(msg)
+}
+
+/// Checks an armored secret key for use by apt, unlocks it with `passphrase`, and makes it the
+/// repo's signing key; the key it replaces keeps signing for `transition_ms`. Returns the new
+/// fingerprint.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a key that is not a secret key, is locked, cannot sign, has
+/// expired or uses an algorithm apt refuses; database failures otherwise.
+pub async fn import_key(
+    db: &Db,
+    cache: &KeyCache,
+    repo_id: i64,
+    armored: &str,
+    passphrase: Option<&str>,
+    transition_ms: i64,
+) -> Result<String> {
+    let (mut key, _) = SignedSecretKey::from_string(armored).map_err(|e| {
+        refuse(format!(
+            "The key is not an armored OpenPGP secret key ({e})."
+        ))
+    })?;
+    if key.primary_key.version() != KeyVersion::V4 {
+        return Err(refuse(
+            "Only v4 keys are accepted; apt in Debian 12 refuses v6 keys.",
+        ));
+    }
+    match key.primary_key.algorithm() {
+        PublicKeyAlgorithm::EdDSALegacy | PublicKeyAlgorithm::RSA | PublicKeyAlgorithm::ECDSA => {}
+        other => {
+            return Err(refuse(format!(
+                "The key's algorithm {other:?} is refused by apt; use EdDSA (ed25519, v4) or RSA of 3072 bits or more."
+            )));
+        }
+    }
+    let flags_sign = key
+        .details
+        .users
+        .iter()
+        .flat_map(|u| u.signatures.iter())
+        .any(|s| s.key_flags().sign());
+    if !flags_sign {
+        return Err(refuse(
+            "The key's primary key is not allowed to sign (no signing flag in its self-signature).",
+        ));
+    }
+    let now_secs = i64::from(Timestamp::now().as_secs());
+    let created = i64::from(key.primary_key.created_at().as_secs());
+    let expiry = key
+        .details
+        .users
+        .iter()
+        .flat_map(|u| u.signatures.iter())
+        .filter_map(|s| s.key_expiration_time())
+        .map(|d| created + i64::from(d.as_secs()))
+        .max();
+    if let Some(exp) = expiry
+        && exp <= now_secs
+    {
+        return Err(refuse("The key has expired."));
+    }
+    if let Some(pw) = passphrase.filter(|p| !p.is_empty()) {
+        key.primary_key
+            .remove_password(&Password::from(pw))
+            .map_err(|_| refuse("The passphrase does not unlock the key."))?;
+    }
+    // Prove it signs, unprotected, before storing it.
+    DetachedSignature::sign_binary_data(
+        rand08::thread_rng(),
+        &key.primary_key,
+        &Password::empty(),
+        HashAlgorithm::Sha256,
+        &b"artifactd key check"[..],
+    )
+    .map_err(|_| refuse("The key is protected by a passphrase; send it as \"passphrase\"."))?;
+    let unlocked = key
+        .to_armored_string(ArmorOptions::default())
+        .map_err(pgp_err("armoring the imported key"))?;
+    let db_err = |e: sea_orm::DbErr| Error::internal("signing key update failed", e);
+    let existing = signing_key::Entity::find_by_id(repo_id)
+        .one(db.conn())
+        .await
+        .map_err(db_err)?;
+    let now = now_millis();
+    match existing {
+        Some(row) => {
+            let previous = row.secret_armored.clone();
+            let mut am = row.into_active_model();
+            am.secret_armored = Set(unlocked);
+            am.fingerprint = Set(key.fingerprint().to_string());
+            am.created_at = Set(now);
+            am.previous_armored = Set((transition_ms > 0).then_some(previous));
+            am.previous_until = Set((transition_ms > 0).then_some(now + transition_ms));
+            am.update(db.conn()).await.map_err(db_err)?;
+        }
+        None => {
+            signing_key::ActiveModel {
+                repo_id: Set(repo_id),
+                secret_armored: Set(unlocked),
+                fingerprint: Set(key.fingerprint().to_string()),
+                created_at: Set(now),
+                previous_armored: Set(None),
+                previous_until: Set(None),
+            }
+            .insert(db.conn())
+            .await
+            .map_err(db_err)?;
+        }
+    }
+    cache.forget(repo_id);
+    Ok(key.fingerprint().to_string())
 }

@@ -426,3 +426,190 @@ fn delete_overwrite_settings_and_audit() {
     );
     assert_eq!(s.get_as(Some(&writer), "/api/v1/audit").status, 403);
 }
+
+fn gpg(home: &std::path::Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"]);
+    c
+}
+
+/// Makes a key with gpg; returns (fingerprint, armored secret key, binary public keyring path).
+fn gpg_key(
+    home: &std::path::Path,
+    uid: &str,
+    usage: &str,
+    passphrase: &str,
+    extra: &[&str],
+) -> (String, String, std::path::PathBuf) {
+    run(gpg(home)
+        .args(["--passphrase", passphrase])
+        .args(extra)
+        .args(["--quick-gen-key", uid, "ed25519", usage, "2y"]));
+    let listing = run(gpg(home).args(["--with-colons", "--list-secret-keys", uid]));
+    let fpr = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .expect("fingerprint")
+        .to_owned();
+    let secret = run(gpg(home).args([
+        "--passphrase",
+        passphrase,
+        "--armor",
+        "--export-secret-keys",
+        &fpr,
+    ]));
+    let keyring = home.join(format!("{fpr}.gpg"));
+    std::fs::write(
+        &keyring,
+        std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(home)
+            .args(["--batch", "--export", &fpr])
+            .output()
+            .expect("export")
+            .stdout,
+    )
+    .expect("keyring");
+    (fpr, secret, keyring)
+}
+
+fn gpgv_ok(keyring: &std::path::Path, files: &[&std::path::Path]) -> bool {
+    // As apt reads gpgv: a valid signature by a key of the keyring and no bad one; signatures by
+    // other keys (the other side of a key rotation) are not a failure.
+    let out = Command::new("gpgv")
+        .args(["--status-fd", "1", "--keyring"])
+        .arg(keyring)
+        .args(files)
+        .output()
+        .expect("gpgv");
+    let status = String::from_utf8_lossy(&out.stdout);
+    status.contains("[GNUPG:] VALIDSIG") && !status.contains("[GNUPG:] BADSIG")
+}
+
+#[test]
+fn imported_gpg_keys_sign_the_repo_with_a_transition() {
+    let s = Server::start();
+    let deb = Deb::new("signed-tool", "1.0", "amd64").build();
+    assert_eq!(
+        s.addpkg("provider=apt&reponame=k&dist=stable", &deb.0, &deb.1)
+            .status,
+        201
+    );
+    let work = s.scratch("gpg");
+    std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let old_ring = work.join("old.gpg");
+    std::fs::write(&old_ring, s.get("/repo/apt/k/pubkey.gpg").body).unwrap();
+
+    let (fpr, secret, new_ring) = gpg_key(
+        &work,
+        "Repo Key <repo@example.invalid>",
+        "sign",
+        "s3cret",
+        &[],
+    );
+    let put = |body: serde_json::Value| {
+        s.json_as("PUT", Some(&s.token), "/api/v1/repos/apt/k/key", &body)
+    };
+    // Refusals: not a key, wrong or missing passphrase, a key that cannot sign, an expired key.
+    let r = put(serde_json::json!({"armored": "not a key"}));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error().contains("not an armored OpenPGP secret key"),
+        "{}",
+        r.error()
+    );
+    let r = put(serde_json::json!({"armored": secret, "passphrase": "wrong"}));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("passphrase"), "{}", r.error());
+    let r = put(serde_json::json!({"armored": secret}));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("passphrase"), "{}", r.error());
+    let (_, cert_only, _) = gpg_key(&work, "Cert Only <c@example.invalid>", "cert", "", &[]);
+    let r = put(serde_json::json!({"armored": cert_only}));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("not allowed to sign"), "{}", r.error());
+    let (_, expired, _) = gpg_key(
+        &work,
+        "Old <o@example.invalid>",
+        "sign",
+        "",
+        &["--faked-system-time", "20200101T000000"],
+    );
+    let r = put(serde_json::json!({"armored": expired}));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("expired"), "{}", r.error());
+    assert_eq!(
+        s.json_as(
+            "PUT",
+            None,
+            "/api/v1/repos/apt/k/key",
+            &serde_json::json!({"armored": secret})
+        )
+        .status,
+        401
+    );
+
+    let r = put(serde_json::json!({"armored": secret, "passphrase": "s3cret"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_ascii_uppercase(),
+        fpr
+    );
+
+    let fetch = |name: &str| {
+        let p = work.join(name);
+        std::fs::write(&p, s.get(&format!("/repo/apt/k/dists/stable/{name}")).body).unwrap();
+        p
+    };
+    let (inrelease, release, sig) = (fetch("InRelease"), fetch("Release"), fetch("Release.gpg"));
+    // During the transition both keys verify both forms.
+    for ring in [&new_ring, &old_ring] {
+        assert!(
+            gpgv_ok(ring, &[&inrelease]),
+            "InRelease with {}",
+            ring.display()
+        );
+        assert!(
+            gpgv_ok(ring, &[&sig, &release]),
+            "Release.gpg with {}",
+            ring.display()
+        );
+    }
+    // pubkey serves the new key, and apt trusts it.
+    let served = work.join("served.gpg");
+    std::fs::write(&served, s.get("/repo/apt/k/pubkey.gpg").body).unwrap();
+    assert!(gpgv_ok(&served, &[&inrelease]));
+    let shown = run(Command::new("gpg")
+        .arg("--homedir")
+        .arg(&work)
+        .args(["--batch", "--with-colons", "--show-keys"])
+        .arg(&served));
+    assert!(shown.contains(&fpr), "{shown}");
+    let apt = Apt::new(&s.scratch("apt"), &["amd64"]);
+    apt.add_source(
+        "k",
+        &format!("signed-by={}", served.display()),
+        &s.url("/repo/apt/k"),
+        "stable",
+        "main",
+    );
+    apt.update();
+    assert!(std::fs::read(apt.download(&["signed-tool"]).join(&deb.0)).unwrap() == deb.1);
+
+    // Ending the transition: only the new key signs.
+    let r =
+        put(serde_json::json!({"armored": secret, "passphrase": "s3cret", "transition_days": 0}));
+    assert_eq!(r.status, 200);
+    let (inrelease, release, sig) = (fetch("InRelease"), fetch("Release"), fetch("Release.gpg"));
+    assert!(gpgv_ok(&new_ring, &[&inrelease]) && gpgv_ok(&new_ring, &[&sig, &release]));
+    assert!(
+        !gpgv_ok(&old_ring, &[&inrelease]),
+        "the old key must no longer sign"
+    );
+}

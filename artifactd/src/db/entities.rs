@@ -72,6 +72,10 @@ pub mod signing_key {
         pub secret_armored: String,
         pub fingerprint: String,
         pub created_at: i64,
+        /// The key this one replaced, still signing until `previous_until` (key rotation).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub previous_armored: Option<String>,
+        pub previous_until: Option<i64>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

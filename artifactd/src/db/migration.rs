@@ -12,7 +12,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(Auth)]
+        vec![Box::new(Initial), Box::new(Auth), Box::new(KeyRotation)]
     }
 }
 
@@ -216,5 +216,56 @@ impl MigrationTrait for Auth {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct KeyRotation;
+
+impl MigrationName for KeyRotation {
+    fn name(&self) -> &str {
+        "m20261202_000003_key_rotation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for KeyRotation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one column at a time.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("signing_keys")
+                    .add_column(text_null("previous_armored"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("signing_keys")
+                    .add_column(big_integer_null("previous_until"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("signing_keys")
+                    .drop_column("previous_until")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("signing_keys")
+                    .drop_column("previous_armored")
+                    .to_owned(),
+            )
+            .await
     }
 }
