@@ -187,3 +187,33 @@ fn an_unreachable_s3_endpoint_names_the_setting() {
     );
     assert!(!line.contains("secret"), "{line}");
 }
+
+#[test]
+fn the_first_admin_token_is_printed_once() {
+    let dir = temp();
+    let start = || {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("ARTIFACTD_ADMIN_TOKEN")
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let mut child = out;
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = start();
+    assert!(first.contains("Created the first admin token"), "{first}");
+    assert!(first.contains("adt_"), "{first}");
+    let second = start();
+    assert!(
+        !second.contains("adt_"),
+        "the token must be printed only once: {second}"
+    );
+}

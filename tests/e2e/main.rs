@@ -12,3 +12,5 @@ mod s3;
 mod databases;
 // Tokens, private repos, delete, settings, audit.
 mod auth;
+// The rpcli command-line client.
+mod rpcli;
