@@ -114,12 +114,14 @@ impl Catalog for DbCatalog {
             yanked: Set(None),
             ..Default::default()
         };
+        // The repo row is updated first in every write: its row lock orders concurrent writers
+        // of one repo, so racing inserts of one path wait instead of deadlocking (MySQL).
         let txn = self.db.conn().begin().await.map_err(db_err)?;
+        bump(&txn, repo_id, 1, size, Some(now))
+            .await
+            .map_err(db_err)?;
         match row.insert(&txn).await {
             Ok(m) => {
-                bump(&txn, repo_id, 1, size, Some(now))
-                    .await
-                    .map_err(db_err)?;
                 txn.commit().await.map_err(db_err)?;
                 return Ok(InsertOutcome::Inserted(to_record(m)));
             }
@@ -153,10 +155,10 @@ impl Catalog for DbCatalog {
         am.uploader = Set(self.uploader.clone());
         am.yanked = Set(None);
         let txn = self.db.conn().begin().await.map_err(db_err)?;
-        let m = am.update(&txn).await.map_err(db_err)?;
         bump(&txn, repo_id, 0, size - old_size, Some(now))
             .await
             .map_err(db_err)?;
+        let m = am.update(&txn).await.map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
         Ok(InsertOutcome::Replaced(to_record(m)))
     }
@@ -210,16 +212,18 @@ impl Catalog for DbCatalog {
             return Ok(false);
         };
         let txn = self.db.conn().begin().await.map_err(db_err)?;
+        bump(&txn, repo_id, -1, -existing.size, None)
+            .await
+            .map_err(db_err)?;
         let res = file::Entity::delete_by_id(existing.id)
             .exec(&txn)
             .await
             .map_err(db_err)?;
         if res.rows_affected == 1 {
-            bump(&txn, repo_id, -1, -existing.size, None)
-                .await
-                .map_err(db_err)?;
+            txn.commit().await.map_err(db_err)?;
+        } else {
+            txn.rollback().await.map_err(db_err)?;
         }
-        txn.commit().await.map_err(db_err)?;
         Ok(res.rows_affected == 1)
     }
 
@@ -228,6 +232,7 @@ impl Catalog for DbCatalog {
             return Ok(false);
         };
         let txn = self.db.conn().begin().await.map_err(db_err)?;
+        bump(&txn, repo_id, 0, 0, None).await.map_err(db_err)?;
         let res = file::Entity::update_many()
             .col_expr(file::Column::Yanked, Expr::value(reason))
             .filter(file::Column::RepoId.eq(repo_id))
@@ -237,9 +242,10 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         if res.rows_affected > 0 {
-            bump(&txn, repo_id, 0, 0, None).await.map_err(db_err)?;
+            txn.commit().await.map_err(db_err)?;
+        } else {
+            txn.rollback().await.map_err(db_err)?;
         }
-        txn.commit().await.map_err(db_err)?;
         Ok(res.rows_affected > 0)
     }
 

@@ -438,6 +438,7 @@ fn gpg(home: &std::path::Path) -> Command {
 /// Makes a key with gpg; returns (fingerprint, armored secret key, binary public keyring path).
 fn gpg_key(
     home: &std::path::Path,
+    algo: &str,
     uid: &str,
     usage: &str,
     passphrase: &str,
@@ -446,7 +447,7 @@ fn gpg_key(
     run(gpg(home)
         .args(["--passphrase", passphrase])
         .args(extra)
-        .args(["--quick-gen-key", uid, "ed25519", usage, "2y"]));
+        .args(["--quick-gen-key", uid, algo, usage, "2y"]));
     let listing = run(gpg(home).args(["--with-colons", "--list-secret-keys", uid]));
     let fpr = listing
         .lines()
@@ -505,6 +506,7 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
 
     let (fpr, secret, new_ring) = gpg_key(
         &work,
+        "ed25519",
         "Repo Key <repo@example.invalid>",
         "sign",
         "s3cret",
@@ -527,12 +529,24 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
     let r = put(serde_json::json!({"armored": secret}));
     assert_eq!(r.status, 400);
     assert!(r.error().contains("passphrase"), "{}", r.error());
-    let (_, cert_only, _) = gpg_key(&work, "Cert Only <c@example.invalid>", "cert", "", &[]);
+    let (_, cert_only, _) = gpg_key(
+        &work,
+        "ed25519",
+        "Cert Only <c@example.invalid>",
+        "cert",
+        "",
+        &[],
+    );
     let r = put(serde_json::json!({"armored": cert_only}));
     assert_eq!(r.status, 400);
     assert!(r.error().contains("not allowed to sign"), "{}", r.error());
+    let (_, dsa, _) = gpg_key(&work, "dsa2048", "Dsa <d@example.invalid>", "sign", "", &[]);
+    let r = put(serde_json::json!({"armored": dsa}));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("refused by apt"), "{}", r.error());
     let (_, expired, _) = gpg_key(
         &work,
+        "ed25519",
         "Old <o@example.invalid>",
         "sign",
         "",

@@ -76,11 +76,13 @@ fn exercise(backend: Backend) {
     assert_eq!(
         statuses.iter().filter(|&&c| c == 201).count(),
         1,
-        "{backend:?}: {statuses:?}"
+        "{backend:?}: {statuses:?}\n{}",
+        s.log()
     );
     assert!(
         statuses.iter().all(|&c| c == 201 || c == 200),
-        "{backend:?}: {statuses:?}"
+        "{backend:?}: {statuses:?}\n{}",
+        s.log()
     );
     let index = s.get("/repo/tar/race/index.json").json();
     assert_eq!(
