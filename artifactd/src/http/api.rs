@@ -194,14 +194,16 @@ fn settings_json(s: &RepoSettings) -> Value {
     })
 }
 
-async fn repo_row(st: &AppState, provider: &str, name: &str) -> Result<repo::Model, ApiError> {
+/// An existing repo the caller administers (after checking the provider and name).
+async fn admin_repo(
+    st: &AppState,
+    a: &Auth,
+    provider: &str,
+    name: &str,
+) -> Result<repo::Model, ApiError> {
     st.inner.registry.get(provider)?;
     validate_repo_name(name)?;
-    st.inner
-        .db
-        .repo(provider, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("There is no {provider} repo named {name:?}.")))
+    st.repo_for(a, provider, name, Scope::Admin).await
 }
 
 async fn get_settings(
@@ -209,13 +211,7 @@ async fn get_settings(
     Extension(a): Extension<Auth>,
     Path((provider, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let row = repo_row(&st, &provider, &name).await?;
-    st.authorize(
-        &a,
-        Some((&provider, &name)),
-        settings_of(&row).private,
-        Scope::Admin,
-    )?;
+    let row = admin_repo(&st, &a, &provider, &name).await?;
     Ok(Json(settings_json(&settings_of(&row))).into_response())
 }
 
@@ -272,13 +268,7 @@ async fn delete_matching(
     version: Option<&str>,
     base: String,
 ) -> Result<Response, ApiError> {
-    let row = repo_row(st, provider, name).await?;
-    st.authorize(
-        a,
-        Some((provider, name)),
-        settings_of(&row).private,
-        Scope::Admin,
-    )?;
+    let row = admin_repo(st, a, provider, name).await?;
     let p = st.inner.registry.get(provider)?.clone();
     let cx = st.context(provider, name, Some(&row), a.principal.clone(), &base);
     let records: Vec<_> = cx
@@ -335,13 +325,7 @@ async fn import_key(
     Path((provider, name)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let row = repo_row(&st, &provider, &name).await?;
-    st.authorize(
-        &a,
-        Some((&provider, &name)),
-        settings_of(&row).private,
-        Scope::Admin,
-    )?;
+    let row = admin_repo(&st, &a, &provider, &name).await?;
     let req: KeyImport = parse(&body)?;
     let transition = i64::from(req.transition_days.unwrap_or(7)) * 86_400_000;
     let fingerprint = crate::signer::import_key(

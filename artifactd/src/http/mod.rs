@@ -160,6 +160,24 @@ impl AppState {
         }
     }
 
+    /// The existing repo `kind/name`, if `auth` may do `need` on it.
+    ///
+    /// # Errors
+    /// 404 for a repo that does not exist; see [`AppState::authorize`].
+    pub async fn repo_for(
+        &self,
+        auth: &Auth,
+        kind: &str,
+        name: &str,
+        need: Scope,
+    ) -> Result<repo::Model, ApiError> {
+        let row = self.inner.db.repo(kind, name).await?.ok_or_else(|| {
+            ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
+        })?;
+        self.authorize(auth, Some((kind, name)), settings_of(&row).private, need)?;
+        Ok(row)
+    }
+
     /// Whether `auth` may see the repo `r` in listings.
     pub fn can_read(&self, auth: &Auth, r: &repo::Model) -> bool {
         self.authorize(
@@ -448,15 +466,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                 }
                 return Ok(resp);
             }
-            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
-                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
-            })?;
-            st.authorize(
-                &auth,
-                Some((&kind, &name)),
-                settings_of(&row).private,
-                Scope::Read,
-            )?;
+            let row = st.repo_for(&auth, &kind, &name, Scope::Read).await?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let mut sreq = ServeRequest::get(rest);
             sreq.method = method.clone();
@@ -504,15 +514,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             .await
         }
         Method::DELETE => {
-            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
-                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
-            })?;
-            st.authorize(
-                &auth,
-                Some((&kind, &name)),
-                settings_of(&row).private,
-                Scope::Admin,
-            )?;
+            let row = st.repo_for(&auth, &kind, &name, Scope::Admin).await?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let records = cx.catalog.list(ListQuery::path(rest.clone())).await?;
             if records.is_empty() {
@@ -526,15 +528,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             Ok(axum::Json(json!({ "deleted": deleted })).into_response())
         }
         Method::POST | Method::PUT | Method::PATCH => {
-            let row = st.inner.db.repo(&kind, &name).await?.ok_or_else(|| {
-                ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
-            })?;
-            st.authorize(
-                &auth,
-                Some((&kind, &name)),
-                settings_of(&row).private,
-                Scope::Write,
-            )?;
+            let row = st.repo_for(&auth, &kind, &name, Scope::Write).await?;
             let cx = st.context(&kind, &name, Some(&row), principal, &base);
             let query = req.uri().query().map(str::to_owned);
             let (parts, body) = req.into_parts();
