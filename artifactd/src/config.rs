@@ -56,6 +56,13 @@ pub struct Args {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Remove blobs that no file record refers to (left by crashes or refused races) and stale
+    /// temporary upload files, then exit.
+    Gc {
+        /// Only remove what is older than this many seconds (uploads in flight are younger).
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
 }
 
 /// A setting that cannot work, named so the operator can fix it.

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod gc;
 pub mod http;
 mod s3;
 pub mod server;
@@ -74,6 +75,20 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(config::Command::Gc { grace_secs }) = args.command {
+        return rt.block_on(async move {
+            match gc::run(&config, grace_secs).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("artifactd: {}", error_chain(e.as_ref()));
+                    ExitCode::FAILURE
+                }
+            }
+        });
+    }
     rt.block_on(async move {
         let server = match builder.build(config).await {
             Ok(s) => s,

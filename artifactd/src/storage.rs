@@ -189,6 +189,34 @@ impl BlobStore {
         }
     }
 
+    /// Content blobs last modified before `cutoff` whose hash `referenced` does not know;
+    /// removes them and returns how many and how many bytes.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_orphans(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        referenced: &std::collections::HashSet<String>,
+    ) -> Result<(u64, u64)> {
+        use futures_util::StreamExt as _;
+        let prefix = BlobPath::from("content/sha256");
+        let mut listing = self.store.list(Some(&prefix));
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(sha) = meta.location.filename().map(str::to_owned) else {
+                continue;
+            };
+            if meta.last_modified < cutoff && !referenced.contains(&sha) {
+                self.delete_content(&sha).await?;
+                n += 1;
+                bytes += meta.size;
+            }
+        }
+        Ok((n, bytes))
+    }
+
     /// Whether the content blob exists.
     ///
     /// # Errors

@@ -305,3 +305,62 @@ fn paths_cannot_leave_a_repo() {
     assert_eq!(s.get("/repo/nope/a/").status, 404);
     assert_eq!(s.get("/healthz").text(), "ok\n");
 }
+
+#[test]
+fn gc_removes_unreferenced_blobs_and_stale_temp_files() {
+    let mut s = Server::start_with(Options::with_tar());
+    let bytes = fake_gzip(b"kept");
+    assert_eq!(
+        s.addpkg("provider=tar&reponame=g", "kept-1.0.tgz", &bytes)
+            .status,
+        201
+    );
+    s.stop();
+    let blobs = s.data_dir().join("blobs/content/sha256");
+    let orphan =
+        blobs.join("00/11/0011aabbccddeeff00112233445566778899aabbccddeeff0011223344556677");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"left by a crash").unwrap();
+    let fresh_orphan =
+        blobs.join("00/22/0022aabbccddeeff00112233445566778899aabbccddeeff0011223344556677");
+    std::fs::create_dir_all(fresh_orphan.parent().unwrap()).unwrap();
+    std::fs::write(&fresh_orphan, b"an upload in flight").unwrap();
+    let stale_tmp = s.data_dir().join("tmp/upload-stale");
+    std::fs::write(&stale_tmp, b"partial").unwrap();
+    // Age everything but the fresh orphan by two hours.
+    for p in [&orphan, &stale_tmp] {
+        artifactd_tests::run(
+            std::process::Command::new("touch")
+                .args(["-d", "2 hours ago"])
+                .arg(p),
+        );
+    }
+    for f in s.stored_files().keys() {
+        if !f.contains("0022") {
+            artifactd_tests::run(
+                std::process::Command::new("touch")
+                    .args(["-d", "2 hours ago"])
+                    .arg(s.data_dir().join("blobs").join(f)),
+            );
+        }
+    }
+    let out = artifactd_tests::run(
+        std::process::Command::new(artifactd_tests::bin("artifactd"))
+            .arg("--data-dir")
+            .arg(s.data_dir())
+            .args(["gc", "--grace-secs", "3600"])
+            .env_remove("DATABASE_URL")
+            .env_remove("S3_URL"),
+    );
+    assert!(
+        out.contains("removed 1 unreferenced blob(s) (15 bytes) and 1 stale temporary file(s)"),
+        "{out}"
+    );
+    assert!(!orphan.exists() && !stale_tmp.exists());
+    assert!(
+        fresh_orphan.exists(),
+        "blobs younger than the grace period stay"
+    );
+    s.restart();
+    assert_eq!(s.get("/repo/tar/g/kept/1.0/kept-1.0.tgz").body, bytes);
+}
