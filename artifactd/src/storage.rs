@@ -217,6 +217,30 @@ impl BlobStore {
         Ok((n, bytes))
     }
 
+    /// Removes every derived file of a provider's repo (when the repo is deleted).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete_derived(&self, provider: &str, repo: &str) -> Result<()> {
+        use futures_util::StreamExt as _;
+        let prefix = StorageKey::Derived { provider, repo }.path();
+        let paths: Vec<BlobPath> = self
+            .store
+            .list(Some(&prefix))
+            .map(|m| m.map(|m| m.location))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        for p in paths {
+            match self.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::Storage(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the content blob exists.
     ///
     /// # Errors

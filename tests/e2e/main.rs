@@ -14,3 +14,5 @@ mod databases;
 mod auth;
 // The rpcli command-line client.
 mod rpcli;
+// The JSON API and its OpenAPI document.
+mod api;

@@ -58,6 +58,18 @@ enum Cmd {
         #[arg(short = 'a', long = "arg", value_name = "KEY=VALUE")]
         args: Vec<String>,
     },
+    /// List repos; with -y/-r a repo's packages; with -p too, a package's versions.
+    List {
+        /// Provider.
+        #[arg(short = 'y', long = "provider")]
+        provider: Option<String>,
+        /// Repo.
+        #[arg(short = 'r', long = "repo")]
+        repo: Option<String>,
+        /// Package name.
+        #[arg(short = 'p', long = "package")]
+        name: Option<String>,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -303,6 +315,82 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             }
         }
+        Cmd::List {
+            provider,
+            repo,
+            name,
+        } => match (provider, repo, name) {
+            (p, None, None) => {
+                let path = match p {
+                    Some(p) => format!("/api/v1/repos?provider={}", enc(p)),
+                    None => "/api/v1/repos".to_owned(),
+                };
+                let r = c.json("GET", &path, None)?;
+                let lines: Vec<String> = r["repos"]
+                    .as_array()
+                    .map(|rs| {
+                        rs.iter()
+                            .map(|x| {
+                                format!(
+                                    "{}/{}\t{} files\t{} bytes",
+                                    x["provider"].as_str().unwrap_or(""),
+                                    x["name"].as_str().unwrap_or(""),
+                                    x["files"],
+                                    x["size"]
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out(&r, lines.join("\n"));
+            }
+            (Some(p), Some(repo), None) => {
+                let r = c.json(
+                    "GET",
+                    &format!(
+                        "/api/v1/repos/{}/{}/packages?per_page=500",
+                        enc(p),
+                        enc(repo)
+                    ),
+                    None,
+                )?;
+                let lines: Vec<String> = r["packages"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|x| {
+                                format!(
+                                    "{}\t{}",
+                                    x["name"].as_str().unwrap_or(""),
+                                    x["latest"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out(&r, lines.join("\n"));
+            }
+            (Some(p), Some(repo), Some(n)) => {
+                let r = c.json(
+                    "GET",
+                    &format!("/api/v1/repos/{}/{}/packages/{}", enc(p), enc(repo), enc(n)),
+                    None,
+                )?;
+                let mut lines = Vec::new();
+                for v in r["versions"].as_array().into_iter().flatten() {
+                    for f in v["files"].as_array().into_iter().flatten() {
+                        lines.push(format!(
+                            "{}\t{}\t{}",
+                            v["version"].as_str().unwrap_or(""),
+                            f["filename"].as_str().unwrap_or(""),
+                            f["sha256"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                out(&r, lines.join("\n"));
+            }
+            _ => bail!("list takes nothing, -y and -r, or -y, -r and -p"),
+        },
         Cmd::Token { action } => match action {
             TokenCmd::Create {
                 name,

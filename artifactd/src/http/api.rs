@@ -34,6 +34,18 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/audit", get(read_audit))
+        .route("/openapi.json", get(openapi))
+        .route("/search", get(search))
+        .route("/repos", get(list_repos).post(create_repo))
+        .route(
+            "/repos/{provider}/{repo}",
+            get(get_repo).delete(delete_repo),
+        )
+        .route("/repos/{provider}/{repo}/packages", get(list_packages))
+        .route(
+            "/repos/{provider}/{repo}/packages/{name}",
+            get(package_versions).delete(delete_package),
+        )
         .route(
             "/repos/{provider}/{repo}/key",
             axum::routing::put(import_key),
@@ -41,10 +53,6 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/repos/{provider}/{repo}/settings",
             get(get_settings).put(put_settings),
-        )
-        .route(
-            "/repos/{provider}/{repo}/packages/{name}",
-            delete(delete_package),
         )
         .route(
             "/repos/{provider}/{repo}/packages/{name}/{version}",
@@ -229,20 +237,7 @@ async fn put_settings(
     let patch: serde_json::Map<String, Value> = parse(&body)?;
     let row = st.inner.db.repo_or_create(&provider, &name).await?;
     let mut settings = settings_of(&row);
-    for (k, v) in &patch {
-        match (k.as_str(), v) {
-            ("overwrite", Value::String(s)) if s == "allow" || s == "deny" => {
-                settings.overwrite = s == "allow"
-            }
-            ("private", Value::Bool(b)) => settings.private = *b,
-            ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false)."
-                )));
-            }
-        }
-    }
+    apply_settings(&mut settings, &patch)?;
     let generation = row.generation;
     let mut am = row.into_active_model();
     am.settings =
@@ -353,4 +348,320 @@ async fn import_key(
         json!({ "fingerprint": fingerprint, "transition_days": req.transition_days.unwrap_or(7) }),
     )
     .into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+fn repo_json(r: &repo::Model) -> Value {
+    let settings = settings_of(r);
+    json!({
+        "provider": r.provider,
+        "name": r.name,
+        "files": r.file_count,
+        "size": r.total_size,
+        "last_upload": (r.last_upload > 0).then(|| artifactd_plugin_api::time::rfc3339_millis(r.last_upload)),
+        "created_at": artifactd_plugin_api::time::rfc3339_millis(r.created_at),
+        "settings": settings_json(&settings),
+    })
+}
+
+#[derive(Deserialize)]
+struct RepoFilter {
+    provider: Option<String>,
+}
+
+async fn list_repos(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Query(f): Query<RepoFilter>,
+) -> Result<Response, ApiError> {
+    let repos: Vec<Value> = st
+        .inner
+        .db
+        .all_repos()
+        .await?
+        .iter()
+        .filter(|r| f.provider.as_deref().is_none_or(|p| p == r.provider))
+        .filter(|r| st.can_read(&a, r))
+        .map(repo_json)
+        .collect();
+    Ok(Json(json!({ "repos": repos })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRepo {
+    provider: String,
+    name: String,
+    #[serde(default)]
+    settings: serde_json::Map<String, Value>,
+}
+
+/// Applies a settings patch (`overwrite`: deny|allow, `private`, `delete_empty`).
+fn apply_settings(
+    settings: &mut RepoSettings,
+    patch: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    for (k, v) in patch {
+        match (k.as_str(), v) {
+            ("overwrite", Value::String(s)) if s == "allow" || s == "deny" => {
+                settings.overwrite = s == "allow"
+            }
+            ("private", Value::Bool(b)) => settings.private = *b,
+            ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false)."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_repo(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewRepo = parse(&body)?;
+    st.inner.registry.get(&req.provider)?;
+    validate_repo_name(&req.name)?;
+    st.authorize(&a, Some((&req.provider, &req.name)), false, Scope::Admin)?;
+    if st.inner.db.repo(&req.provider, &req.name).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("The repo {}/{} exists already.", req.provider, req.name),
+        ));
+    }
+    let mut settings = RepoSettings::default();
+    apply_settings(&mut settings, &req.settings)?;
+    let row = st.inner.db.repo_or_create(&req.provider, &req.name).await?;
+    let mut am = row.into_active_model();
+    am.settings =
+        Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
+    let row = am.update(st.inner.db.conn()).await?;
+    st.audit(
+        &a,
+        "repo-create",
+        Some((&req.provider, &req.name)),
+        settings_json(&settings),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(repo_json(&row))).into_response())
+}
+
+async fn get_repo(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Path((provider, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    st.inner.registry.get(&provider)?;
+    validate_repo_name(&name)?;
+    let row = st.repo_for(&a, &provider, &name, Scope::Read).await?;
+    Ok(Json(repo_json(&row)).into_response())
+}
+
+async fn delete_repo(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    headers: http::HeaderMap,
+    Path((provider, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let row = admin_repo(&st, &a, &provider, &name).await?;
+    let p = st.inner.registry.get(&provider)?.clone();
+    let base = st.base_url(&headers);
+    let cx = st.context(&provider, &name, Some(&row), a.principal.clone(), &base);
+    let records = cx.catalog.list(ListQuery::all()).await?;
+    let deleted = st.delete_records(&a, &p, &row, &cx, records).await?;
+    repo::Entity::delete_by_id(row.id)
+        .exec(st.inner.db.conn())
+        .await?;
+    st.inner.blobs.delete_derived(&provider, &name).await?;
+    st.audit(
+        &a,
+        "delete-repo",
+        Some((&provider, &name)),
+        json!({ "files": deleted.len() }),
+    )
+    .await;
+    Ok(Json(json!({ "deleted": deleted })).into_response())
+}
+
+#[derive(Deserialize)]
+struct PackageQuery {
+    q: Option<String>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+fn file_json(r: &artifactd_plugin_api::FileRecord) -> Value {
+    json!({
+        "filename": r.path.rsplit('/').next().unwrap_or(&r.path),
+        "path": r.path,
+        "scope": r.scope,
+        "size": r.size,
+        "sha256": r.sha256,
+        "uploaded_at": artifactd_plugin_api::time::rfc3339_millis(r.uploaded_at),
+        "uploader": r.uploader,
+        "yanked": r.yanked,
+        "meta": r.meta,
+    })
+}
+
+async fn list_packages(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    headers: http::HeaderMap,
+    Path((provider, name)): Path<(String, String)>,
+    Query(q): Query<PackageQuery>,
+) -> Result<Response, ApiError> {
+    st.inner.registry.get(&provider)?;
+    validate_repo_name(&name)?;
+    let row = st.repo_for(&a, &provider, &name, Scope::Read).await?;
+    let cx = st.context(
+        &provider,
+        &name,
+        Some(&row),
+        a.principal.clone(),
+        &st.base_url(&headers),
+    );
+    let needle = q.q.unwrap_or_default().to_ascii_lowercase();
+    let mut packages: Vec<Value> = Vec::new();
+    let mut files = cx.catalog.list(ListQuery::all()).await?;
+    files.sort_by(|x, y| x.key.cmp(&y.key).then(x.uploaded_at.cmp(&y.uploaded_at)));
+    for group in files.chunk_by(|x, y| x.key == y.key) {
+        let last = &group[group.len() - 1];
+        if !needle.is_empty()
+            && !last.key.to_ascii_lowercase().contains(&needle)
+            && !last.name.to_ascii_lowercase().contains(&needle)
+        {
+            continue;
+        }
+        let mut versions: Vec<&str> = group.iter().map(|f| f.version.as_str()).collect();
+        versions.dedup();
+        packages.push(json!({
+            "name": last.name,
+            "key": last.key,
+            "latest": last.version,
+            "versions": versions.len(),
+            "files": group.len(),
+            "size": group.iter().map(|f| f.size).sum::<u64>(),
+            "last_upload": artifactd_plugin_api::time::rfc3339_millis(last.uploaded_at),
+            "summary": last.meta.get("summary").cloned().unwrap_or(Value::Null),
+        }));
+    }
+    let total = packages.len();
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    let page = q.page.unwrap_or(1).max(1);
+    let items: Vec<Value> = packages
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Ok(
+        Json(json!({ "total": total, "page": page, "per_page": per_page, "packages": items }))
+            .into_response(),
+    )
+}
+
+async fn package_versions(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    headers: http::HeaderMap,
+    Path((provider, name, package)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    st.inner.registry.get(&provider)?;
+    validate_repo_name(&name)?;
+    let row = st.repo_for(&a, &provider, &name, Scope::Read).await?;
+    let p = st.inner.registry.get(&provider)?.clone();
+    let cx = st.context(
+        &provider,
+        &name,
+        Some(&row),
+        a.principal.clone(),
+        &st.base_url(&headers),
+    );
+    let files = cx
+        .catalog
+        .list(ListQuery::key(p.package_key(&package)))
+        .await?;
+    if files.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "There is no package {package:?} in {provider}/{name}."
+        )));
+    }
+    let mut versions: Vec<(String, Vec<Value>)> = Vec::new();
+    for f in &files {
+        match versions.iter_mut().find(|(v, _)| *v == f.version) {
+            Some((_, list)) => list.push(file_json(f)),
+            None => versions.push((f.version.clone(), vec![file_json(f)])),
+        }
+    }
+    let versions: Vec<Value> = versions
+        .into_iter()
+        .map(|(v, f)| json!({ "version": v, "files": f }))
+        .collect();
+    Ok(
+        Json(json!({ "name": files[0].name, "key": files[0].key, "versions": versions }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+/// Packages across every readable repo whose name or summary contains `q`.
+async fn search(
+    State(st): State<AppState>,
+    Extension(a): Extension<Auth>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, ApiError> {
+    use sea_orm::{ColumnTrait as _, Condition, QueryFilter as _};
+    let needle = q.q.trim();
+    if needle.is_empty() || needle.len() > 100 {
+        return Err(ApiError::bad_request(
+            "The search text q must be 1 to 100 characters.",
+        ));
+    }
+    let escaped: String = needle
+        .chars()
+        .filter(|c| !matches!(c, '%' | '_' | '\\'))
+        .collect();
+    let like = format!("%{escaped}%");
+    let rows = crate::db::entities::file::Entity::find()
+        .filter(
+            Condition::any()
+                .add(crate::db::entities::file::Column::Pkey.like(like.to_ascii_lowercase()))
+                .add(crate::db::entities::file::Column::Name.like(like.clone()))
+                .add(crate::db::entities::file::Column::Meta.like(like)),
+        )
+        .limit(500)
+        .all(st.inner.db.conn())
+        .await?;
+    let repos = st.inner.db.all_repos().await?;
+    let mut hits: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in rows {
+        let Some(r) = repos.iter().find(|r| r.id == f.repo_id) else {
+            continue;
+        };
+        if !st.can_read(&a, r) || !seen.insert((f.repo_id, f.pkey.clone())) {
+            continue;
+        }
+        let summary = serde_json::from_str::<Value>(&f.meta)
+            .ok()
+            .and_then(|m| m.get("summary").cloned())
+            .unwrap_or(Value::Null);
+        hits.push(json!({ "provider": r.provider, "repo": r.name, "name": f.name, "key": f.pkey, "version": f.version, "summary": summary }));
+    }
+    Ok(Json(json!({ "results": hits })).into_response())
 }

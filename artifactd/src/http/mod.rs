@@ -267,6 +267,10 @@ impl AppState {
                 crate::db::entities::repo::Entity::delete_by_id(row.id)
                     .exec(self.inner.db.conn())
                     .await?;
+                self.inner
+                    .blobs
+                    .delete_derived(&row.provider, &row.name)
+                    .await?;
                 tracing::info!(provider = %row.provider, repo = %row.name, "Deleted the empty repo.");
                 self.audit(
                     auth,
