@@ -16,3 +16,5 @@ mod auth;
 mod rpcli;
 // The JSON API and its OpenAPI document.
 mod api;
+// Several nodes on one database and one S3 bucket.
+mod nodes;

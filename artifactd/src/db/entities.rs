@@ -127,3 +127,18 @@ pub mod audit {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// The row locked while a repo's indexes are published (serializes publishing across nodes).
+pub mod publish_lock {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "publish_locks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub repo_id: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

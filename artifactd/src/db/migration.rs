@@ -12,7 +12,12 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(Auth), Box::new(KeyRotation)]
+        vec![
+            Box::new(Initial),
+            Box::new(Auth),
+            Box::new(KeyRotation),
+            Box::new(PublishLocks),
+        ]
     }
 }
 
@@ -266,6 +271,36 @@ impl MigrationTrait for KeyRotation {
                     .drop_column("previous_armored")
                     .to_owned(),
             )
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct PublishLocks;
+
+impl MigrationName for PublishLocks {
+    fn name(&self) -> &str {
+        "m20261202_000004_publish_locks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for PublishLocks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One row per repo, locked while its indexes are published; deliberately without a
+        // foreign key, so the lock never waits on writes to `repos`.
+        manager
+            .create_table(
+                table(manager, "publish_locks")
+                    .col(big_integer("repo_id").primary_key())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("publish_locks").to_owned())
             .await
     }
 }

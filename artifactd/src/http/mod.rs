@@ -302,7 +302,38 @@ impl AppState {
         };
         let _guard = lock.lock().await;
         let started = Instant::now();
-        provider.index(cx, scope).await?;
+        // Across nodes sharing one database, a lock row per repo serializes publishing: each
+        // publisher reads the catalog only after the previous one finished, so no index misses
+        // a committed file. The lock row has no foreign key, so holding it never blocks uploads
+        // or key creation. SQLite is one node's file: the in-process lock is enough.
+        let conn = self.inner.db.conn();
+        if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            provider.index(cx, scope).await?;
+        } else {
+            use crate::db::entities::publish_lock;
+            use sea_orm::{
+                ActiveModelTrait as _, EntityTrait as _, QuerySelect as _, TransactionTrait as _,
+            };
+            let row = publish_lock::ActiveModel {
+                repo_id: sea_orm::Set(repo_id),
+            };
+            if let Err(e) = row.insert(conn).await
+                && !matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                )
+            {
+                return Err(e.into());
+            }
+            let txn = conn.begin().await?;
+            publish_lock::Entity::find_by_id(repo_id)
+                .lock_exclusive()
+                .one(&txn)
+                .await?;
+            let result = provider.index(cx, scope).await;
+            txn.commit().await?;
+            result?;
+        }
         tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
         Ok(())
     }
