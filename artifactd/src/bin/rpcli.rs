@@ -247,7 +247,9 @@ impl Client {
                 "Content-Type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            .header("Content-Length", length.to_string());
+            .header("Content-Length", length.to_string())
+            // The server answers a refusal (no token, bad repo) before the body is sent.
+            .header("Expect", "100-continue");
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
