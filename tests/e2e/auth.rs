@@ -202,9 +202,16 @@ fn private_pypi_repo_with_pip_uv_and_twine() {
             .status,
         403
     );
+    let page = s.get_as(Some(&reader), "/repo/pypi/secret/hidden/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("cache-control").unwrap().contains("private"),
+        "private pages must not be cacheable by shared caches"
+    );
+    let file = s.get_as(Some(&reader), &format!("/repo/pypi/secret/files/{wf}"));
     assert_eq!(
-        s.get_as(Some(&reader), "/repo/pypi/secret/hidden/").status,
-        200
+        file.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
     );
     assert!(
         !s.get("/").text().contains("/repo/pypi/secret/"),

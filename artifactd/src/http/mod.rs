@@ -508,14 +508,18 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
             sreq.query = req.uri().query().map(str::to_owned);
             sreq.headers = req.headers().clone();
             let resp = provider.serve(&cx, sreq).await?;
-            respond::render(
+            let mut resp = respond::render(
                 &method,
                 req.headers(),
                 resp,
                 st.inner.blobs.store().as_ref(),
                 cx.blobs.as_ref(),
             )
-            .await
+            .await?;
+            if cx.settings.private {
+                respond::keep_private(&mut resp);
+            }
+            Ok(resp)
         }
         Method::POST | Method::PUT if is_multipart(req.headers()) => {
             st.authorize(&auth, Some((&kind, &name)), false, Scope::Write)?;

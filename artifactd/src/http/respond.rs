@@ -82,6 +82,19 @@ fn etag_matches(req: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/") == bare)
 }
 
+/// Marks a response of a private repo as cacheable by the client only, never by shared caches.
+pub fn keep_private(resp: &mut Response) {
+    let value = resp
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.replace("public", "private"))
+        .unwrap_or_else(|| "private, no-cache".to_owned());
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert(CACHE_CONTROL, v);
+    }
+}
+
 /// Text-like bodies worth compressing.
 fn compressible(headers: &HeaderMap, len: usize) -> bool {
     let ct = headers
