@@ -364,3 +364,90 @@ fn gc_removes_unreferenced_blobs_and_stale_temp_files() {
     s.restart();
     assert_eq!(s.get("/repo/tar/g/kept/1.0/kept-1.0.tgz").body, bytes);
 }
+
+#[test]
+fn sigkill_during_uploads_loses_nothing_committed() {
+    use artifactd_apt::testing::Deb;
+    let mut s = Server::start();
+    let addr = s.addr.clone();
+    let token = s.token.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let uploader = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        for n in 0..400 {
+            let (f, b) = Deb::new("crashy", &format!("1.{n}"), "amd64").build();
+            let boundary = "k1ll";
+            let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{f}\"\r\n\r\n").into_bytes();
+            body.extend_from_slice(&b);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            let sent = agent
+                .post(format!(
+                    "http://{addr}/addpkg?provider=apt&reponame=crash&dist=stable"
+                ))
+                .header("Authorization", format!("Bearer {token}"))
+                .header(
+                    "Content-Type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .send(&body[..]);
+            match sent {
+                Ok(r) if r.status().as_u16() == 201 => {
+                    if tx.send(f).is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    });
+    // Let some uploads commit, then kill the server in the middle of the stream.
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 15 {
+        acknowledged.push(
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+                .expect("uploads progress"),
+        );
+    }
+    s.stop();
+    uploader.join().expect("uploader");
+    acknowledged.extend(rx.try_iter());
+    s.restart();
+    // Every acknowledged upload is still served and listed.
+    let packages = s
+        .get("/repo/apt/crash/dists/stable/main/binary-amd64/Packages")
+        .text();
+    for f in &acknowledged {
+        let path = format!("pool/main/c/crashy/{f}");
+        assert_eq!(
+            s.head(&format!("/repo/apt/crash/{path}")).status,
+            200,
+            "{f} was acknowledged but is gone"
+        );
+    }
+    // A republish after the restart lists every committed file, and every listed file exists.
+    let (f, b) = Deb::new("after-restart", "1.0", "amd64").build();
+    assert_eq!(
+        s.addpkg("provider=apt&reponame=crash&dist=stable", &f, &b)
+            .status,
+        201
+    );
+    let packages = s
+        .get("/repo/apt/crash/dists/stable/main/binary-amd64/Packages")
+        .text();
+    for f in &acknowledged {
+        assert!(packages.contains(f.as_str()), "{f} missing from the index");
+    }
+    for line in packages
+        .lines()
+        .filter_map(|l| l.strip_prefix("Filename: "))
+    {
+        assert_eq!(
+            s.head(&format!("/repo/apt/crash/{line}")).status,
+            200,
+            "the index names a missing file {line}"
+        );
+    }
+}
