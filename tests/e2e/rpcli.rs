@@ -143,6 +143,30 @@ fn seed_invocations_tokens_settings_and_delete() {
     let (ok, _) = try_run(rpcli(&s, Some(&writer)).args(["token", "list"]));
     assert!(!ok, "a write token may not list tokens");
 
+    // Yank and un-yank.
+    let out = run(rpcli(&s, Some(&writer)).args([
+        "yank",
+        "-r",
+        "py",
+        "-p",
+        "seed-pkg",
+        "-i",
+        "1.0",
+        "--reason",
+        "bad build",
+    ]));
+    assert!(out.contains("yanked 2 file(s)"), "{out}");
+    let page = s
+        .get_with(
+            "/repo/pypi/py/seed-pkg/",
+            &[("Accept", "application/vnd.pypi.simple.v1+json")],
+        )
+        .json();
+    assert_eq!(page["files"][0]["yanked"], "bad build");
+    let out = run(rpcli(&s, Some(&writer))
+        .args(["yank", "--undo", "-r", "py", "-p", "seed-pkg", "-i", "1.0"]));
+    assert!(out.contains("un-yanked 2 file(s)"), "{out}");
+
     // Settings and delete.
     let out = run(rpcli(&s, Some(&s.token)).args([
         "repo",

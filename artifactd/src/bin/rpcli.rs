@@ -90,6 +90,27 @@ enum Cmd {
         #[arg(short = 'i', long = "version")]
         version: Option<String>,
     },
+    /// Yank (or with --undo, un-yank) a PyPI version or file.
+    Yank {
+        /// Repo.
+        #[arg(short = 'r', long = "repo")]
+        repo: String,
+        /// Project name.
+        #[arg(short = 'p', long = "package")]
+        name: String,
+        /// The version to yank.
+        #[arg(short = 'i', long = "version")]
+        version: Option<String>,
+        /// One file instead of a whole version.
+        #[arg(long)]
+        filename: Option<String>,
+        /// Why (shown by pip).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Un-yank.
+        #[arg(long)]
+        undo: bool,
+    },
     /// Show or change a repo's settings.
     Repo {
         #[command(subcommand)]
@@ -452,6 +473,29 @@ fn run(cli: &Cli) -> Result<()> {
             let r = c.json("DELETE", &path, None)?;
             let n = r["deleted"].as_array().map_or(0, Vec::len);
             out(&r, format!("deleted {n} file(s)"));
+        }
+        Cmd::Yank {
+            repo,
+            name,
+            version,
+            filename,
+            reason,
+            undo,
+        } => {
+            if version.is_none() && filename.is_none() {
+                bail!("name the version (-i) or the file (--filename) to yank");
+            }
+            let body = json!({ "project": name, "version": version, "filename": filename, "reason": reason, "yanked": !undo });
+            let r = c.json(
+                "POST",
+                &format!("/repo/pypi/{}/-/yank", enc(repo)),
+                Some(&body),
+            )?;
+            let n = r["files"].as_array().map_or(0, Vec::len);
+            out(
+                &r,
+                format!("{} {n} file(s)", if *undo { "un-yanked" } else { "yanked" }),
+            );
         }
         Cmd::Repo {
             action:
