@@ -240,16 +240,4 @@ impl BlobStore {
         }
         Ok(())
     }
-
-    /// Whether the content blob exists.
-    ///
-    /// # Errors
-    /// Storage failures other than "not found".
-    pub async fn has_content(&self, sha256: &str) -> Result<bool> {
-        match self.store.head(&StorageKey::Content(sha256).path()).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(Error::Storage(e)),
-        }
-    }
 }

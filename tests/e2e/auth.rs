@@ -152,42 +152,14 @@ fn private_pypi_repo_with_pip_uv_and_twine() {
     std::fs::write(dist.join(&wf), &wb).unwrap();
     let file = dist.join(&wf).display().to_string();
     let url = s.url("/repo/pypi/secret/");
-    run(c.cmd("twine", &scratch).args([
-        "upload",
-        "--non-interactive",
-        "--repository-url",
-        &url,
-        "-u",
-        "__token__",
-        "-p",
-        &writer,
-        &file,
-    ]));
-    let (ok, out) = try_run(c.cmd("twine", &scratch).args([
-        "upload",
-        "--non-interactive",
-        "--repository-url",
-        &url,
-        "-u",
-        "__token__",
-        "-p",
-        &reader,
-        &file,
-    ]));
+    let file = vec![file];
+    run(&mut c.twine_upload(&scratch, &url, &writer, &[], &file));
+    let (ok, out) = try_run(&mut c.twine_upload(&scratch, &url, &reader, &[], &file));
     assert!(
         !ok && out.contains("403"),
         "a read-only token must get 403: {out}"
     );
-    let (ok, out) = try_run(c.cmd("uv", &scratch).args([
-        "publish",
-        "--publish-url",
-        &url,
-        "-u",
-        "__token__",
-        "-p",
-        &reader,
-        &file,
-    ]));
+    let (ok, out) = try_run(&mut c.uv_publish(&scratch, &url, &reader, &[], &file));
     assert!(!ok && out.contains("403"), "{out}");
 
     // Anonymous reads get 401 with a challenge, tokens for other repos 403.
@@ -523,19 +495,6 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
         s.json_as("PUT", Some(&s.token), "/api/v1/repos/apt/k/key", &body)
     };
     // Refusals: not a key, wrong or missing passphrase, a key that cannot sign, an expired key.
-    let r = put(serde_json::json!({"armored": "not a key"}));
-    assert_eq!(r.status, 400);
-    assert!(
-        r.error().contains("not an armored OpenPGP secret key"),
-        "{}",
-        r.error()
-    );
-    let r = put(serde_json::json!({"armored": secret, "passphrase": "wrong"}));
-    assert_eq!(r.status, 400);
-    assert!(r.error().contains("passphrase"), "{}", r.error());
-    let r = put(serde_json::json!({"armored": secret}));
-    assert_eq!(r.status, 400);
-    assert!(r.error().contains("passphrase"), "{}", r.error());
     let (_, cert_only, _) = gpg_key(
         &work,
         "ed25519",
@@ -544,13 +503,7 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
         "",
         &[],
     );
-    let r = put(serde_json::json!({"armored": cert_only}));
-    assert_eq!(r.status, 400);
-    assert!(r.error().contains("not allowed to sign"), "{}", r.error());
     let (_, dsa, _) = gpg_key(&work, "dsa2048", "Dsa <d@example.invalid>", "sign", "", &[]);
-    let r = put(serde_json::json!({"armored": dsa}));
-    assert_eq!(r.status, 400);
-    assert!(r.error().contains("refused by apt"), "{}", r.error());
     let (_, expired, _) = gpg_key(
         &work,
         "ed25519",
@@ -559,9 +512,27 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
         "",
         &["--faked-system-time", "20200101T000000"],
     );
-    let r = put(serde_json::json!({"armored": expired}));
-    assert_eq!(r.status, 400);
-    assert!(r.error().contains("expired"), "{}", r.error());
+    for (body, rule) in [
+        (
+            serde_json::json!({"armored": "not a key"}),
+            "not an armored OpenPGP secret key",
+        ),
+        (
+            serde_json::json!({"armored": secret, "passphrase": "wrong"}),
+            "passphrase",
+        ),
+        (serde_json::json!({"armored": secret}), "passphrase"),
+        (
+            serde_json::json!({"armored": cert_only}),
+            "not allowed to sign",
+        ),
+        (serde_json::json!({"armored": dsa}), "refused by apt"),
+        (serde_json::json!({"armored": expired}), "expired"),
+    ] {
+        let r = put(body);
+        assert_eq!(r.status, 400, "{rule}: {}", r.text());
+        assert!(r.error().contains(rule), "{rule}: {}", r.error());
+    }
     assert_eq!(
         s.json_as(
             "PUT",

@@ -195,34 +195,11 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
         .collect();
     for url in [s.url("/repo/pypi/tw/"), s.url("/repo/pypi/tw/legacy/")] {
         for _ in 0..2 {
-            run(c
-                .cmd("twine", &scratch)
-                .args([
-                    "upload",
-                    "--non-interactive",
-                    "--repository-url",
-                    &url,
-                    "-u",
-                    "__token__",
-                    "-p",
-                    &s.token,
-                ])
-                .args(&files));
+            run(&mut c.twine_upload(&scratch, &url, &s.token, &[], &files));
         }
     }
     for _ in 0..2 {
-        run(c
-            .cmd("uv", &scratch)
-            .args([
-                "publish",
-                "--publish-url",
-                &s.url("/repo/pypi/uvp/"),
-                "-u",
-                "__token__",
-                "-p",
-                &s.token,
-            ])
-            .args(&files));
+        run(&mut c.uv_publish(&scratch, &s.url("/repo/pypi/uvp/"), &s.token, &[], &files));
     }
     let page = s
         .get_with(
@@ -246,39 +223,19 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
         .map(|e| e.unwrap().path().display().to_string())
         .collect();
     let url = s.url("/repo/pypi/tw/");
-    let (ok, out) = try_run(
-        c.cmd("twine", &scratch)
-            .args([
-                "upload",
-                "--non-interactive",
-                "--repository-url",
-                &url,
-                "-u",
-                "__token__",
-                "-p",
-                &s.token,
-            ])
-            .args(&changed_files),
-    );
+    let (ok, out) = try_run(&mut c.twine_upload(&scratch, &url, &s.token, &[], &changed_files));
     assert!(
         !ok && out.contains("409"),
         "a conflicting upload must fail with 409: {out}"
     );
     assert!(out.contains("File already exists"), "{out}");
-    run(c
-        .cmd("twine", &scratch)
-        .args([
-            "upload",
-            "--skip-existing",
-            "--non-interactive",
-            "--repository-url",
-            &url,
-            "-u",
-            "__token__",
-            "-p",
-            &s.token,
-        ])
-        .args(&changed_files));
+    run(&mut c.twine_upload(
+        &scratch,
+        &url,
+        &s.token,
+        &["--skip-existing"],
+        &changed_files,
+    ));
     // The conflicting file was skipped, the new one stored, the old bytes kept.
     let tw = s
         .get_with(
@@ -295,39 +252,12 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
 
     // uv publish --check-url skips files the index has with the same hash.
     let uvp = s.url("/repo/pypi/uvp/");
-    let (ok, out) = try_run(
-        c.cmd("uv", &scratch)
-            .args([
-                "publish",
-                "--check-url",
-                &uvp,
-                "--publish-url",
-                &uvp,
-                "-u",
-                "__token__",
-                "-p",
-                &s.token,
-            ])
-            .args(&files),
-    );
+    let check = ["--check-url", uvp.as_str()];
+    let (ok, out) = try_run(&mut c.uv_publish(&scratch, &uvp, &s.token, &check, &files));
     assert!(ok, "{out}");
     assert!(out.to_lowercase().contains("skip"), "{out}");
     // and refuses to overwrite one whose bytes differ.
-    let (ok, out) = try_run(
-        c.cmd("uv", &scratch)
-            .args([
-                "publish",
-                "--check-url",
-                &uvp,
-                "--publish-url",
-                &uvp,
-                "-u",
-                "__token__",
-                "-p",
-                &s.token,
-            ])
-            .args(&changed_files),
-    );
+    let (ok, out) = try_run(&mut c.uv_publish(&scratch, &uvp, &s.token, &check, &changed_files));
     assert!(!ok, "{out}");
     assert_eq!(
         s.get(&format!("/repo/pypi/uvp/files/{wheel_name}")).body,

@@ -558,6 +558,55 @@ impl Clients {
         c
     }
 
+    /// `twine upload --non-interactive --repository-url URL -u __token__ -p TOKEN [EXTRA…] FILES…`.
+    pub fn twine_upload(
+        &self,
+        scratch: &Path,
+        url: &str,
+        token: &str,
+        extra: &[&str],
+        files: &[String],
+    ) -> Command {
+        let mut c = self.cmd("twine", scratch);
+        c.args([
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            url,
+            "-u",
+            "__token__",
+            "-p",
+            token,
+        ])
+        .args(extra)
+        .args(files);
+        c
+    }
+
+    /// `uv publish --publish-url URL -u __token__ -p TOKEN [EXTRA…] FILES…`.
+    pub fn uv_publish(
+        &self,
+        scratch: &Path,
+        url: &str,
+        token: &str,
+        extra: &[&str],
+        files: &[String],
+    ) -> Command {
+        let mut c = self.cmd("uv", scratch);
+        c.args([
+            "publish",
+            "--publish-url",
+            url,
+            "-u",
+            "__token__",
+            "-p",
+            token,
+        ])
+        .args(extra)
+        .args(files);
+        c
+    }
+
     /// A new, empty virtualenv at `dir` (made by uv, so it takes milliseconds); returns its python.
     pub fn fresh_venv(&self, dir: &Path, scratch: &Path) -> PathBuf {
         run(self.cmd("uv", scratch).arg("venv").arg("--quiet").arg(dir));

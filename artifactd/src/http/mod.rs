@@ -475,7 +475,7 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
         [] => return pages::providers(State(st), axum::Extension(auth)).await,
         [kind] => {
             let provider = st.inner.registry.get(kind)?.clone();
-            return pages::provider_repos(&st, &auth, &provider).await;
+            return pages::provider_repos(&st, &auth, req.headers(), &provider).await;
         }
         [kind, name, rest @ ..] => (kind.clone(), name.clone(), rest.join("/")),
     };

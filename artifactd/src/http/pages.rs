@@ -170,6 +170,7 @@ pub async fn providers(
 pub async fn provider_repos(
     st: &AppState,
     auth: &Auth,
+    headers: &HeaderMap,
     provider: &DynProvider,
 ) -> Result<Response, ApiError> {
     let repos: Vec<repo::Model> = st
@@ -186,7 +187,7 @@ pub async fn provider_repos(
             kind => provider.kind(),
             description => provider.description(),
             repos => repo_rows(&repos),
-            host => "HOST",
+            host => host_of(headers),
         },
     )
 }

@@ -44,6 +44,24 @@ impl Cursor<'_> {
             false
         }
     }
+    /// `[sep] word [sep] [number]` (the number defaults to 0); the cursor does not move when no
+    /// word of `words` is there. Returns the word's index and the number.
+    fn tagged(&mut self, words: &[&str]) -> Option<(usize, u64)> {
+        let start = self.i;
+        self.sep();
+        let Some(w) = self.word(words) else {
+            self.i = start;
+            return None;
+        };
+        let before_number = self.i;
+        self.sep();
+        let n = self.number().unwrap_or_else(|| {
+            self.i = before_number;
+            0
+        });
+        Some((w, n))
+    }
+
     /// Consumes the longest of `words` at the cursor.
     fn word(&mut self, words: &[&str]) -> Option<usize> {
         let rest = &self.s[self.i..];
@@ -83,77 +101,27 @@ impl Version {
             c.i += 1;
             release.push(c.number()?);
         }
-        // Pre-release.
-        let save = c.i;
-        c.sep();
-        let pre = match c.word(&["alpha", "a", "beta", "b", "preview", "pre", "c", "rc"]) {
-            Some(w) => {
-                let kind = match w {
-                    0 | 1 => 0,
-                    2 | 3 => 1,
-                    _ => 2,
-                };
-                let save_n = c.i;
-                c.sep();
-                let n = match c.number() {
-                    Some(n) => n,
-                    None => {
-                        c.i = save_n;
+        let pre = c
+            .tagged(&["alpha", "a", "beta", "b", "preview", "pre", "c", "rc"])
+            .map(|(w, n)| {
+                (
+                    if w < 2 {
                         0
-                    }
-                };
-                Some((kind, n))
-            }
-            None => {
-                c.i = save;
-                None
-            }
-        };
-        // Post-release.
-        let save = c.i;
+                    } else if w < 4 {
+                        1
+                    } else {
+                        2
+                    },
+                    n,
+                )
+            });
         let post = if c.peek() == Some(b'-') && c.s.get(c.i + 1).is_some_and(u8::is_ascii_digit) {
             c.i += 1;
             Some(c.number()?)
         } else {
-            c.sep();
-            match c.word(&["post", "rev", "r"]) {
-                Some(_) => {
-                    let save_n = c.i;
-                    c.sep();
-                    Some(match c.number() {
-                        Some(n) => n,
-                        None => {
-                            c.i = save_n;
-                            0
-                        }
-                    })
-                }
-                None => {
-                    c.i = save;
-                    None
-                }
-            }
+            c.tagged(&["post", "rev", "r"]).map(|(_, n)| n)
         };
-        // Development release.
-        let save = c.i;
-        c.sep();
-        let dev = match c.word(&["dev"]) {
-            Some(_) => {
-                let save_n = c.i;
-                c.sep();
-                Some(match c.number() {
-                    Some(n) => n,
-                    None => {
-                        c.i = save_n;
-                        0
-                    }
-                })
-            }
-            None => {
-                c.i = save;
-                None
-            }
-        };
+        let dev = c.tagged(&["dev"]).map(|(_, n)| n);
         let local = if c.peek() == Some(b'+') {
             c.i += 1;
             let rest = std::str::from_utf8(&c.s[c.i..]).ok()?;
