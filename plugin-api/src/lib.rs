@@ -18,6 +18,9 @@
 //! OpenPGP types cross this boundary; the vocabulary crates this API uses are re-exported so that
 //! a provider crate needs no other dependency.
 //!
+//! Two provided methods, [`Provider::repo_view`] and [`Provider::file_view`], tell the host's web
+//! UI what to show; the host renders and escapes it.
+//!
 //! Providers are registered explicitly, by [`ProviderFactory`], in a [`Registry`].
 
 mod context;
@@ -28,6 +31,7 @@ mod record;
 mod registry;
 mod serve;
 pub mod time;
+pub mod ui;
 mod upload;
 
 #[cfg(feature = "testing")]

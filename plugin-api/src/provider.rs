@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::FileRecord;
 use crate::Result;
 use crate::context::RepoContext;
 use crate::serve::{ServeRequest, ServeResponse};
+use crate::ui::{FileView, RepoView};
 use crate::upload::{UploadOutcome, UploadRequest};
 
 /// Which part of a repo's derived indexes to regenerate.
@@ -63,6 +65,21 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// the host to find a package's records, e.g. for deletion.
     fn package_key(&self, name: &str) -> String {
         name.to_owned()
+    }
+
+    /// How the web UI presents a repo: set-up instructions and what a scope is called.
+    ///
+    /// # Errors
+    /// Catalog or storage failures; the host then shows the repo without instructions.
+    async fn repo_view(&self, cx: &RepoContext) -> Result<RepoView> {
+        let _ = cx;
+        Ok(RepoView::default())
+    }
+
+    /// How the web UI presents a file (summary, description, facts, links, group); the default
+    /// shows the `summary` field of the record's metadata.
+    fn file_view(&self, record: &FileRecord) -> FileView {
+        FileView::from_meta(record)
     }
 
     /// Inspects one uploaded file and says what to store.

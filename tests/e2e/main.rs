@@ -18,3 +18,5 @@ mod rpcli;
 mod api;
 // Several nodes on one database and one S3 bucket.
 mod nodes;
+// The web UI in headless Chromium.
+mod ui;

@@ -533,30 +533,22 @@ async fn list_packages(
         &st.base_url(&headers),
     );
     let needle = q.q.unwrap_or_default().to_ascii_lowercase();
-    let mut packages: Vec<Value> = Vec::new();
-    let mut files = cx.catalog.list(ListQuery::all()).await?;
-    files.sort_by(|x, y| x.key.cmp(&y.key).then(x.uploaded_at.cmp(&y.uploaded_at)));
-    for group in files.chunk_by(|x, y| x.key == y.key) {
-        let last = &group[group.len() - 1];
-        if !needle.is_empty()
-            && !last.key.to_ascii_lowercase().contains(&needle)
-            && !last.name.to_ascii_lowercase().contains(&needle)
-        {
-            continue;
-        }
-        let mut versions: Vec<&str> = group.iter().map(|f| f.version.as_str()).collect();
-        versions.dedup();
-        packages.push(json!({
-            "name": last.name,
-            "key": last.key,
-            "latest": last.version,
-            "versions": versions.len(),
-            "files": group.len(),
-            "size": group.iter().map(|f| f.size).sum::<u64>(),
-            "last_upload": artifactd_plugin_api::time::rfc3339_millis(last.uploaded_at),
-            "summary": last.meta.get("summary").cloned().unwrap_or(Value::Null),
-        }));
-    }
+    let packages: Vec<Value> = super::browse::packages(&cx, &needle)
+        .await?
+        .into_iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "key": p.key,
+                "latest": p.latest,
+                "versions": p.versions,
+                "files": p.files,
+                "size": p.size,
+                "last_upload": artifactd_plugin_api::time::rfc3339_millis(p.last_upload),
+                "summary": p.summary,
+            })
+        })
+        .collect();
     let total = packages.len();
     let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
     let page = q.page.unwrap_or(1).max(1);
@@ -597,21 +589,12 @@ async fn package_versions(
             "There is no package {package:?} in {provider}/{name}."
         )));
     }
-    let mut versions: Vec<(String, Vec<Value>)> = Vec::new();
-    for f in &files {
-        match versions.iter_mut().find(|(v, _)| *v == f.version) {
-            Some((_, list)) => list.push(file_json(f)),
-            None => versions.push((f.version.clone(), vec![file_json(f)])),
-        }
-    }
-    let versions: Vec<Value> = versions
+    let (name, key) = (files[0].name.clone(), files[0].key.clone());
+    let versions: Vec<Value> = super::browse::versions(files)
         .into_iter()
-        .map(|(v, f)| json!({ "version": v, "files": f }))
+        .map(|(v, f)| json!({ "version": v, "files": f.iter().map(file_json).collect::<Vec<_>>() }))
         .collect();
-    Ok(
-        Json(json!({ "name": files[0].name, "key": files[0].key, "versions": versions }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "name": name, "key": key, "versions": versions })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -625,43 +608,6 @@ async fn search(
     Extension(a): Extension<Auth>,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, ApiError> {
-    use sea_orm::{ColumnTrait as _, Condition, QueryFilter as _};
-    let needle = q.q.trim();
-    if needle.is_empty() || needle.len() > 100 {
-        return Err(ApiError::bad_request(
-            "The search text q must be 1 to 100 characters.",
-        ));
-    }
-    let escaped: String = needle
-        .chars()
-        .filter(|c| !matches!(c, '%' | '_' | '\\'))
-        .collect();
-    let like = format!("%{escaped}%");
-    let rows = crate::db::entities::file::Entity::find()
-        .filter(
-            Condition::any()
-                .add(crate::db::entities::file::Column::Pkey.like(like.to_ascii_lowercase()))
-                .add(crate::db::entities::file::Column::Name.like(like.clone()))
-                .add(crate::db::entities::file::Column::Meta.like(like)),
-        )
-        .limit(500)
-        .all(st.inner.db.conn())
-        .await?;
-    let repos = st.inner.db.all_repos().await?;
-    let mut hits: Vec<Value> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for f in rows {
-        let Some(r) = repos.iter().find(|r| r.id == f.repo_id) else {
-            continue;
-        };
-        if !st.can_read(&a, r) || !seen.insert((f.repo_id, f.pkey.clone())) {
-            continue;
-        }
-        let summary = serde_json::from_str::<Value>(&f.meta)
-            .ok()
-            .and_then(|m| m.get("summary").cloned())
-            .unwrap_or(Value::Null);
-        hits.push(json!({ "provider": r.provider, "repo": r.name, "name": f.name, "key": f.pkey, "version": f.version, "summary": summary }));
-    }
+    let hits = super::browse::search(&st, &a, &q.q).await?;
     Ok(Json(json!({ "results": hits })).into_response())
 }

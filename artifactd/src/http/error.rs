@@ -120,19 +120,28 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The sentence a client sees: the message, or for server errors a pointer to the log.
+    pub fn public_message(&self) -> &str {
+        if self.status.is_server_error() {
+            "The server failed to handle the request; the error is in its log."
+        } else {
+            &self.message
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = if self.status.is_server_error() {
+        if self.status.is_server_error() {
             let cause = self
                 .source
                 .as_deref()
                 .map(|e| crate::error_chain(e))
                 .unwrap_or_default();
             tracing::error!(status = self.status.as_u16(), cause = %cause, "{}", self.message);
-            "The server failed to handle the request; the error is in its log.".to_owned()
-        } else {
-            self.message
-        };
+        }
+        let message = self.public_message().to_owned();
         let mut resp = (self.status, Json(serde_json::json!({ "error": message }))).into_response();
         if self.challenge {
             resp.headers_mut().insert(

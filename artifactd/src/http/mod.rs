@@ -1,6 +1,7 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
 mod api;
+mod browse;
 mod error;
 mod pages;
 mod respond;
@@ -345,6 +346,17 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(pages::style))
+        .route("/static/ui.js", get(pages::script))
+        .route("/search", get(pages::search_page))
+        .route("/login", get(pages::login))
+        .route("/ui/{kind}/{repo}/", get(pages::repo_page))
+        .route("/ui/{kind}/{repo}/-/{scope}/", get(pages::scope_page))
+        .route("/ui/{kind}/{repo}/{package}/", get(pages::package_page))
+        .route(
+            "/ui/{kind}/{repo}/{package}/delete",
+            post(pages::delete_post),
+        )
+        .route("/ui/{kind}/{repo}/{package}/yank", post(pages::yank_post))
         .route("/addpkg", post(addpkg))
         .route("/repo", get(pages::providers))
         .route("/repo/", get(pages::providers))

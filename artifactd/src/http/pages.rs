@@ -1,16 +1,29 @@
-//! Server-rendered HTML pages of the host (home, providers, a provider's repos).
+//! The web UI: server-rendered pages for every provider (home, search, a repo with its set-up
+//! instructions, a package with its versions and files, a scope such as an APT dist), and the
+//! form posts behind their delete and yank buttons.
+//!
+//! Every value is escaped by the templates (auto-escaping is on for `.html`); package
+//! descriptions are Markdown rendered with raw HTML turned into text and only http(s) links;
+//! the pages load no inline script (the Content-Security-Policy forbids it) and work without
+//! JavaScript, which only adds copy buttons.
 
-use artifactd_plugin_api::DynProvider;
-use axum::Extension;
-use axum::extract::State;
+use std::collections::BTreeMap;
+
+use artifactd_plugin_api::html::url_segment;
+use artifactd_plugin_api::ui::FileView;
+use artifactd_plugin_api::{DynProvider, FileRecord, ListQuery, RepoContext};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::HeaderMap;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::{Extension, body::Body};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use minijinja::{Environment, Value, context};
+use serde::Deserialize;
 
-use super::{ApiError, AppState};
-use crate::auth::Auth;
+use super::{ApiError, AppState, browse, validate_repo_name};
+use crate::auth::{Auth, Scope};
 use crate::db::entities::repo;
+use crate::db::settings_of;
 
 /// The page templates, embedded in the binary.
 #[derive(Debug)]
@@ -33,7 +46,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         "repo_table.html",
         include_str!("../../templates/repo_table.html"),
     ),
+    ("repo.html", include_str!("../../templates/repo.html")),
+    ("package.html", include_str!("../../templates/package.html")),
+    ("scope.html", include_str!("../../templates/scope.html")),
+    ("search.html", include_str!("../../templates/search.html")),
+    ("message.html", include_str!("../../templates/message.html")),
+    ("snippet.html", include_str!("../../templates/snippet.html")),
 ];
+
+/// Scripts only from this server, no plugins, no framing, forms only to this server.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 impl Pages {
     /// Loads the templates; they are checked by the tests, so failure here is a build bug.
@@ -54,15 +76,62 @@ impl Pages {
             .get_template(name)
             .and_then(|t| t.render(ctx))
             .map_err(|e| ApiError::internal("page rendering failed", e))?;
-        Ok((
-            [
-                (CONTENT_TYPE, "text/html; charset=utf-8"),
-                (CACHE_CONTROL, "no-cache"),
-            ],
-            html,
-        )
-            .into_response())
+        Ok(html_response(StatusCode::OK, html))
     }
+
+    /// An error as an HTML page, with the status and headers (such as the Basic challenge) of
+    /// its JSON form.
+    pub fn error(&self, e: ApiError) -> Response {
+        let status = e.status();
+        let ctx = context! { title => status.canonical_reason().unwrap_or("Error"), message => e.public_message() };
+        let html = self
+            .env
+            .get_template("message.html")
+            .and_then(|t| t.render(ctx))
+            .unwrap_or_else(|_| e.public_message().to_owned());
+        let mut resp = e.into_response();
+        let fresh = html_response(status, html);
+        *resp.body_mut() = fresh.into_body();
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+        for h in ["content-security-policy", "x-content-type-options"] {
+            if let Some(v) = html_headers().get(h) {
+                resp.headers_mut().insert(h, v.clone());
+            }
+        }
+        resp
+    }
+}
+
+fn html_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut resp = Response::new(Body::from(html));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = html_headers();
+    resp
+}
+
+/// Renders a page handler's result, errors included, as HTML.
+fn page(st: &AppState, r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(|e| st.inner.pages.error(e))
 }
 
 /// `1536` → `"1.5 KiB"`.
@@ -96,6 +165,7 @@ fn repo_rows(repos: &[repo::Model]) -> Vec<Value> {
         .iter()
         .map(|r| {
             context! {
+                href => repo_href(&r.provider, &r.name),
                 provider => &r.provider,
                 name => &r.name,
                 files => r.file_count,
@@ -139,20 +209,24 @@ pub async fn home(
     State(st): State<AppState>,
     Extension(auth): Extension<Auth>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let repos: Vec<repo::Model> = st
-        .inner
-        .db
-        .all_repos()
-        .await?
-        .into_iter()
-        .filter(|r| st.can_read(&auth, r))
-        .collect();
-    let providers = provider_list(&st, &auth).await?;
-    st.inner.pages.render(
-        "home.html",
-        context! { providers, repos => repo_rows(&repos), host => host_of(&headers) },
-    )
+) -> Response {
+    let r = async {
+        let repos: Vec<repo::Model> = st
+            .inner
+            .db
+            .all_repos()
+            .await?
+            .into_iter()
+            .filter(|r| st.can_read(&auth, r))
+            .collect();
+        let providers = provider_list(&st, &auth).await?;
+        st.inner.pages.render(
+            "home.html",
+            context! { providers, repos => repo_rows(&repos), host => host_of(&headers), user => signed_in(&auth) },
+        )
+    }
+    .await;
+    page(&st, r)
 }
 
 /// `GET /repo/`.
@@ -192,14 +266,558 @@ pub async fn provider_repos(
     )
 }
 
+/// `/ui/<kind>/<repo>/`: the repo page's URL.
+pub fn repo_href(kind: &str, repo: &str) -> String {
+    format!("/ui/{}/{}/", url_segment(kind), url_segment(repo))
+}
+
+/// The package page's URL.
+fn package_href(kind: &str, repo: &str, key: &str) -> String {
+    format!("{}{}/", repo_href(kind, repo), url_segment(key))
+}
+
+/// The download URL of a file below `/repo/`.
+fn file_href(kind: &str, repo: &str, path: &str) -> String {
+    let path: Vec<String> = path.split('/').map(url_segment).collect();
+    format!(
+        "/repo/{}/{}/{}",
+        url_segment(kind),
+        url_segment(repo),
+        path.join("/")
+    )
+}
+
+/// Whether a link may be shown: absolute http(s) URLs without spaces or control characters.
+pub fn safe_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Markdown to HTML with raw HTML shown as text, links only to http(s) URLs and images shown as
+/// links (no remote image is ever loaded by a page).
+pub fn markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let mut kept: Vec<bool> = Vec::new();
+    let events = Parser::new_ext(text, options).filter_map(|ev| match ev {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        })
+        | Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => {
+            let keep = safe_url(&dest_url);
+            kept.push(keep);
+            keep.then_some(Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }))
+        }
+        Event::End(TagEnd::Link | TagEnd::Image) => kept
+            .pop()
+            .unwrap_or(false)
+            .then_some(Event::End(TagEnd::Link)),
+        other => Some(other),
+    });
+    let mut html = String::with_capacity(text.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+/// What `auth` may do on a repo, for showing buttons (the posts check again).
+fn rights(st: &AppState, auth: &Auth, row: &repo::Model) -> (bool, bool) {
+    let private = settings_of(row).private;
+    let target = Some((row.provider.as_str(), row.name.as_str()));
+    (
+        st.authorize(auth, target, private, Scope::Write).is_ok(),
+        st.authorize(auth, target, private, Scope::Admin).is_ok(),
+    )
+}
+
+/// The provider, repo row and hook context of a readable repo.
+async fn open_repo(
+    st: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    kind: &str,
+    name: &str,
+) -> Result<(DynProvider, repo::Model, RepoContext), ApiError> {
+    let provider = st.inner.registry.get(kind)?.clone();
+    validate_repo_name(name)?;
+    let row = st.repo_for(auth, kind, name, Scope::Read).await?;
+    let cx = st.context(
+        kind,
+        name,
+        Some(&row),
+        auth.principal.clone(),
+        &st.base_url(headers),
+    );
+    Ok((provider, row, cx))
+}
+
+fn signed_in(auth: &Auth) -> Option<String> {
+    auth.scope.map(|_| auth.principal.label())
+}
+
+#[derive(Deserialize)]
+pub struct Filter {
+    q: Option<String>,
+}
+
+/// `GET /ui/<kind>/<repo>/`.
+pub async fn repo_page(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+    Query(f): Query<Filter>,
+) -> Response {
+    let r = async {
+        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
+        let q = f.q.unwrap_or_default();
+        let packages: Vec<Value> = browse::packages(&cx, &q.trim().to_ascii_lowercase())
+            .await?
+            .into_iter()
+            .map(|p| {
+                context! {
+                    href => package_href(&kind, &name, &p.key),
+                    name => p.name,
+                    latest => p.latest,
+                    versions => p.versions,
+                    size => human_size(i64::try_from(p.size).unwrap_or(i64::MAX)),
+                    last_upload => human_time(p.last_upload),
+                    summary => p.summary,
+                }
+            })
+            .collect();
+        let view = match provider.repo_view(&cx).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(provider = %kind, repo = %name, error = %e, "No set-up instructions.");
+                Default::default()
+            }
+        };
+        let mut scopes: BTreeMap<String, usize> = BTreeMap::new();
+        for r in cx.catalog.list(ListQuery::all()).await? {
+            if !r.scope.is_empty() {
+                *scopes.entry(r.scope).or_default() += 1;
+            }
+        }
+        let scopes: Vec<Value> = scopes
+            .into_iter()
+            .map(|(s, n)| context! { href => format!("{}-/{}/", repo_href(&kind, &name), url_segment(&s)), name => s, files => n })
+            .collect();
+        let (_, can_admin) = rights(&st, &auth, &row);
+        st.inner.pages.render(
+            "repo.html",
+            context! {
+                kind, name, q, packages, scopes, can_admin,
+                scope_label => view.scope_label,
+                setup => Value::from(minijinja::value::Serde(&view.setup)),
+                url => cx.base_url,
+                private => settings_of(&row).private,
+                files => row.file_count,
+                size => human_size(row.total_size),
+                last_upload => human_time(row.last_upload),
+                user => signed_in(&auth),
+            },
+        )
+    }
+    .await;
+    page(&st, r)
+}
+
+fn file_row(kind: &str, repo: &str, f: &FileRecord, view: &FileView) -> Value {
+    context! {
+        filename => f.path.rsplit('/').next().unwrap_or(&f.path),
+        href => file_href(kind, repo, &f.path),
+        path => &f.path,
+        size => human_size(i64::try_from(f.size).unwrap_or(i64::MAX)),
+        bytes => f.size,
+        sha256 => &f.sha256,
+        uploaded => human_time(f.uploaded_at),
+        uploader => &f.uploader,
+        yanked => f.yanked.is_some(),
+        yank_reason => &f.yanked,
+        group => &view.group,
+        scope => &f.scope,
+    }
+}
+
+/// `GET /ui/<kind>/<repo>/<package>/`.
+pub async fn package_page(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+    Path((kind, name, package)): Path<(String, String, String)>,
+) -> Response {
+    let r = async {
+        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
+        let files = cx
+            .catalog
+            .list(ListQuery::key(provider.package_key(&package)))
+            .await?;
+        let Some(latest) = files.iter().max_by_key(|f| f.uploaded_at).cloned() else {
+            return Err(ApiError::not_found(format!(
+                "There is no package {package:?} in {kind}/{name}."
+            )));
+        };
+        let view = provider.file_view(&latest);
+        let description = view.description.as_ref().map(|d| {
+            if d.markdown {
+                Value::from_safe_string(markdown(&d.text))
+            } else {
+                Value::from(d.text.clone())
+            }
+        });
+        let markdown_description = view.description.as_ref().is_some_and(|d| d.markdown);
+        let links: Vec<Value> = view
+            .links
+            .iter()
+            .filter(|(_, u)| safe_url(u))
+            .map(|(l, u)| context! { label => l, url => u })
+            .collect();
+        let key = latest.key.clone();
+        let versions: Vec<Value> = browse::versions(files)
+            .into_iter()
+            .map(|(v, fs)| {
+                let all_yanked = fs.iter().all(|f| f.yanked.is_some());
+                let rows: Vec<Value> = fs
+                    .iter()
+                    .map(|f| file_row(&kind, &name, f, &provider.file_view(f)))
+                    .collect();
+                context! { version => v, files => rows, yanked => all_yanked }
+            })
+            .collect();
+        let (can_write, can_admin) = rights(&st, &auth, &row);
+        let yank = provider
+            .repo_view(&cx)
+            .await
+            .map(|v| v.yank)
+            .unwrap_or(false);
+        st.inner.pages.render(
+            "package.html",
+            context! {
+                versions, links, description, markdown_description,
+                can_write, can_admin, yank,
+                kind => &kind, name => &name, key => &key,
+                package => latest.name,
+                latest => latest.version,
+                summary => view.summary,
+                facts => Value::from(minijinja::value::Serde(&view.facts)),
+                repo_href => repo_href(&kind, &name),
+                action => package_href(&kind, &name, &key),
+                user => signed_in(&auth),
+            },
+        )
+    }
+    .await;
+    page(&st, r)
+}
+
+/// `GET /ui/<kind>/<repo>/-/<scope>/`: the files of one scope (an APT dist), grouped as the
+/// provider says (component / architecture).
+pub async fn scope_page(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+    Path((kind, name, scope)): Path<(String, String, String)>,
+) -> Response {
+    let r = async {
+        let (provider, _row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
+        let files = cx.catalog.list(ListQuery::all().in_scope(&scope)).await?;
+        if files.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "There is no {scope:?} in {kind}/{name}."
+            )));
+        }
+        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for f in &files {
+            let view = provider.file_view(f);
+            let group = view.group.clone().unwrap_or_default();
+            groups.entry(group).or_default().push(context! {
+                name => &f.name,
+                version => &f.version,
+                summary => &view.summary,
+                href => package_href(&kind, &name, &f.key),
+                file => file_row(&kind, &name, f, &view),
+            });
+        }
+        let groups: Vec<Value> = groups
+            .into_iter()
+            .map(|(label, rows)| context! { label, rows })
+            .collect();
+        let view = provider.repo_view(&cx).await.unwrap_or_default();
+        st.inner.pages.render(
+            "scope.html",
+            context! {
+                scope, groups,
+                kind => &kind, name => &name,
+                scope_label => view.scope_label,
+                repo_href => repo_href(&kind, &name),
+                url => cx.base_url,
+                user => signed_in(&auth),
+            },
+        )
+    }
+    .await;
+    page(&st, r)
+}
+
+/// `GET /search?q=`.
+pub async fn search_page(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    Query(f): Query<Filter>,
+) -> Response {
+    let r = async {
+        let q = f.q.unwrap_or_default();
+        let hits: Vec<Value> = if q.trim().is_empty() {
+            Vec::new()
+        } else {
+            browse::search(&st, &auth, &q)
+                .await?
+                .into_iter()
+                .map(|h| {
+                    context! {
+                        href => package_href(&h.provider, &h.repo, &h.key),
+                        repo_href => repo_href(&h.provider, &h.repo),
+                        provider => h.provider, repo => h.repo, name => h.name,
+                        version => h.version, summary => h.summary,
+                    }
+                })
+                .collect()
+        };
+        st.inner.pages.render(
+            "search.html",
+            context! { q, hits, user => signed_in(&auth) },
+        )
+    }
+    .await;
+    page(&st, r)
+}
+
+#[derive(Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+/// `GET /login`: asks the browser for credentials (any user name, a token as the password), then
+/// goes back to `next`.
+pub async fn login(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    Query(n): Query<Next>,
+) -> Response {
+    if auth.scope.is_none() {
+        return st.inner.pages.error(ApiError::unauthorized(
+            "Sign in with any user name and an artifactd token as the password.",
+        ));
+    }
+    let next = n
+        .next
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .unwrap_or_else(|| "/".to_owned());
+    see_other(&next)
+}
+
+fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    resp
+}
+
+/// Form posts are accepted only from this server's own pages: the browser's `Origin` (or
+/// `Sec-Fetch-Site`) must say so, which stops other sites from posting with a signed-in
+/// browser's credentials.
+fn same_origin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let base = st.base_url(headers);
+    let origin_ok = headers
+        .get(http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(|o| base.trim_end_matches('/').starts_with(o) && !o.is_empty());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    match (origin_ok, fetch_site) {
+        (Some(true), _) | (None, Some("same-origin")) => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "Form posts are accepted only from this server's own pages.",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PackageForm {
+    /// Empty or absent: every version.
+    version: Option<String>,
+    /// `yank` or `unyank` for the yank form.
+    action: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /ui/<kind>/<repo>/<package>/delete`: deletes a version (or the package), then shows
+/// the package page (or the repo page when nothing is left).
+pub async fn delete_post(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+    Path((kind, name, package)): Path<(String, String, String)>,
+    Form(form): Form<PackageForm>,
+) -> Response {
+    let r = async {
+        same_origin(&st, &headers)?;
+        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
+        st.authorize(
+            &auth,
+            Some((&kind, &name)),
+            settings_of(&row).private,
+            Scope::Admin,
+        )?;
+        let version = form.version.filter(|v| !v.is_empty());
+        let records: Vec<FileRecord> = cx
+            .catalog
+            .list(ListQuery::key(provider.package_key(&package)))
+            .await?
+            .into_iter()
+            .filter(|r| version.as_deref().is_none_or(|v| r.version == v))
+            .collect();
+        if records.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "There is nothing of {package:?} to delete in {kind}/{name}."
+            )));
+        }
+        st.delete_records(&auth, &provider, &row, &cx, records)
+            .await?;
+        let left = !cx
+            .catalog
+            .list(ListQuery::key(provider.package_key(&package)))
+            .await?
+            .is_empty();
+        Ok(if left {
+            see_other(&package_href(&kind, &name, &provider.package_key(&package)))
+        } else if st.inner.db.repo(&kind, &name).await?.is_some() {
+            see_other(&repo_href(&kind, &name))
+        } else {
+            see_other("/")
+        })
+    }
+    .await;
+    page(&st, r)
+}
+
+/// `POST /ui/<kind>/<repo>/<package>/yank`: yanks or un-yanks every file of a version.
+pub async fn yank_post(
+    State(st): State<AppState>,
+    Extension(auth): Extension<Auth>,
+    headers: HeaderMap,
+    Path((kind, name, package)): Path<(String, String, String)>,
+    Form(form): Form<PackageForm>,
+) -> Response {
+    let r = async {
+        same_origin(&st, &headers)?;
+        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
+        st.authorize(
+            &auth,
+            Some((&kind, &name)),
+            settings_of(&row).private,
+            Scope::Write,
+        )?;
+        if !provider.repo_view(&cx).await?.yank {
+            return Err(ApiError::bad_request(format!(
+                "{kind} repos do not support yanking."
+            )));
+        }
+        let Some(version) = form.version.filter(|v| !v.is_empty()) else {
+            return Err(ApiError::bad_request("Name the version to yank."));
+        };
+        let yank = match form.action.as_deref() {
+            Some("yank") | None => true,
+            Some("unyank") => false,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "Unknown action {other:?}: use yank or unyank."
+                )));
+            }
+        };
+        let reason = form.reason.unwrap_or_default();
+        if reason.len() > 512 || reason.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "The yank reason must be one line of at most 512 characters.",
+            ));
+        }
+        let key = provider.package_key(&package);
+        let mut changed = Vec::new();
+        for f in cx.catalog.list(ListQuery::key(&key)).await? {
+            if f.version == version
+                && cx
+                    .catalog
+                    .set_yanked(&f.scope, &f.path, yank.then(|| reason.clone()))
+                    .await?
+            {
+                changed.push(f.path);
+            }
+        }
+        if changed.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "There is no version {version:?} of {package:?} in {kind}/{name}."
+            )));
+        }
+        st.reindex(
+            &provider,
+            row.id,
+            &cx,
+            artifactd_plugin_api::IndexScope::All,
+        )
+        .await?;
+        st.audit(
+            &auth,
+            if yank { "yank" } else { "unyank" },
+            Some((&kind, &name)),
+            serde_json::json!({ "paths": changed, "reason": reason }),
+        )
+        .await;
+        Ok(see_other(&package_href(&kind, &name, &key)))
+    }
+    .await;
+    page(&st, r)
+}
+
 /// `GET /static/style.css`.
 pub async fn style() -> Response {
+    static_file(
+        "text/css; charset=utf-8",
+        include_str!("../../static/style.css"),
+    )
+}
+
+/// `GET /static/ui.js`: copy buttons and delete confirmations.
+pub async fn script() -> Response {
+    static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/ui.js"),
+    )
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CONTENT_TYPE, content_type),
             (CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../static/style.css"),
+        body,
     )
         .into_response()
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use artifactd_plugin_api::html::{escape, url_segment};
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::object_store::{ObjectStoreExt as _, PutPayload};
+use artifactd_plugin_api::ui::{RepoView, Snippet};
 use artifactd_plugin_api::{
     BlobRef, Error, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory, RepoContext,
     Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest, async_trait, serde_json,
@@ -81,6 +82,24 @@ impl Provider for TarProvider {
 
     fn package_key(&self, name: &str) -> String {
         name.to_ascii_lowercase()
+    }
+
+    async fn repo_view(&self, cx: &RepoContext) -> Result<RepoView> {
+        let url = &cx.base_url;
+        Ok(RepoView::new(
+            "",
+            vec![
+                Snippet::new("Listing (JSON)", format!("curl -fsS {url}index.json")),
+                Snippet::new(
+                    "Upload",
+                    format!(
+                        "curl -F f=@NAME-VERSION.tar.gz -H \"Authorization: Bearer $ARTIFACTD_TOKEN\" '{}addpkg?provider=tar&reponame={}'",
+                        url.split("repo/").next().unwrap_or(url),
+                        cx.repo
+                    ),
+                ),
+            ],
+        ))
     }
 
     async fn upload(&self, _cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {

@@ -189,6 +189,23 @@ pub struct Control {
     pub stanza: String,
 }
 
+/// The value of field `name` in a control paragraph, continuation lines joined by spaces.
+pub fn field(paragraph: &str, name: &str) -> Option<String> {
+    let mut lines = paragraph.lines();
+    let first = lines.find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| !k.starts_with([' ', '\t']))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    })?;
+    let mut value = first;
+    for l in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+        value.push(' ');
+        value.push_str(l.trim());
+    }
+    Some(value)
+}
+
 /// Debian policy 5.6.7.
 pub fn valid_package_name(s: &str) -> bool {
     s.len() >= 2

@@ -44,14 +44,14 @@ pub async fn load_state(cx: &RepoContext, dist: &str) -> Result<Option<Value>> {
     }
 }
 
-fn component(r: &FileRecord) -> &str {
+pub fn component(r: &FileRecord) -> &str {
     r.meta
         .get("component")
         .and_then(Value::as_str)
         .unwrap_or("main")
 }
 
-fn arch(r: &FileRecord) -> &str {
+pub fn arch(r: &FileRecord) -> &str {
     r.meta.get("arch").and_then(Value::as_str).unwrap_or("all")
 }
 

@@ -21,6 +21,7 @@ use artifactd_plugin_api::http::HeaderValue;
 use artifactd_plugin_api::http::header::CACHE_CONTROL;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::serde_json::{Value, json};
+use artifactd_plugin_api::ui::{Description, FileView, RepoView, Snippet, meta_str};
 use artifactd_plugin_api::{
     BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
     RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest, async_trait,
@@ -189,6 +190,83 @@ impl Provider for AptProvider {
 
     fn description(&self) -> &'static str {
         "Debian and Ubuntu packages for apt-get, signed with a key per repo."
+    }
+
+    async fn repo_view(&self, cx: &RepoContext) -> Result<RepoView> {
+        let mut dists: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in cx.catalog.list(ListQuery::all()).await? {
+            let comp = index::component(&r).to_owned();
+            dists.entry(r.scope).or_default().insert(comp);
+        }
+        let base = &cx.base_url;
+        let repo = &cx.repo;
+        let keyring = format!("/etc/apt/keyrings/artifactd-{repo}.gpg");
+        let auth = if cx.settings.private {
+            " -u \"token:$ARTIFACTD_TOKEN\""
+        } else {
+            ""
+        };
+        let mut setup = vec![Snippet::new(
+            "Signing key",
+            format!(
+                "sudo install -d -m 0755 /etc/apt/keyrings\nsudo curl -fsSL{auth} {base}pubkey.gpg -o {keyring}"
+            ),
+        )];
+        if cx.settings.private {
+            setup.push(Snippet::new(
+                format!("/etc/apt/auth.conf.d/artifactd-{repo}.conf"),
+                format!("machine {base} login token password YOUR_TOKEN"),
+            ));
+        }
+        for (dist, comps) in dists.iter().take(8) {
+            let comps: Vec<&str> = comps.iter().map(String::as_str).collect();
+            setup.push(Snippet::new(
+                format!("/etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources"),
+                sources_file(cx, dist, &comps, &keyring),
+            ));
+            setup.push(Snippet::new(
+                format!("One-line style ({dist})"),
+                format!(
+                    "deb [signed-by={keyring}] {base} {dist} {}",
+                    comps.join(" ")
+                ),
+            ));
+            setup.push(Snippet::new(
+                format!("Install script ({dist})"),
+                format!("curl -fsSL{auth} {base}dists/{dist}/install | sudo sh"),
+            ));
+        }
+        Ok(RepoView::new("Dist", setup))
+    }
+
+    fn file_view(&self, record: &FileRecord) -> FileView {
+        let mut view = FileView::from_meta(record);
+        let stanza = meta_str(record, "stanza").unwrap_or_default();
+        if let Some(text) = long_description(stanza) {
+            view.description = Some(Description {
+                text,
+                markdown: false,
+            });
+        }
+        let field = |name: &str| deb::field(stanza, name);
+        view = view
+            .fact("Dist", Some(&record.scope))
+            .fact("Architecture", meta_str(record, "arch"))
+            .fact("Component", meta_str(record, "component"))
+            .fact("Source", meta_str(record, "source"))
+            .fact("Depends", meta_str(record, "depends"))
+            .fact("Recommends", field("Recommends").as_deref())
+            .fact("Section", field("Section").as_deref())
+            .fact("Maintainer", field("Maintainer").as_deref());
+        if let Some(home) = field("Homepage") {
+            view.links.push(("Homepage".to_owned(), home));
+        }
+        view.group = Some(format!(
+            "{} / {}",
+            index::component(record),
+            index::arch(record)
+        ));
+        view
     }
 
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
@@ -426,6 +504,32 @@ async fn dist_page(cx: &RepoContext, dist: &str) -> Result<ServeResponse> {
     ))
 }
 
+/// The long part of a stanza's `Description` (continuation lines, ` .` as an empty line).
+fn long_description(stanza: &str) -> Option<String> {
+    let mut lines = stanza
+        .lines()
+        .skip_while(|l| !l.starts_with("Description:"));
+    lines.next()?;
+    let text: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') || l.starts_with('\t'))
+        .map(|l| {
+            let l = &l[1..];
+            if l == "." { "" } else { l }
+        })
+        .collect();
+    let text = text.join("\n");
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// A deb822 `.sources` file for `dist`.
+fn sources_file(cx: &RepoContext, dist: &str, comps: &[&str], keyring: &str) -> String {
+    format!(
+        "Types: deb\nURIs: {}\nSuites: {dist}\nComponents: {}\nSigned-By: {keyring}\n",
+        cx.base_url.trim_end_matches('/'),
+        comps.join(" ")
+    )
+}
+
 fn install_script(cx: &RepoContext, dist: &str, state: &Value) -> String {
     let base = cx.base_url.trim_end_matches('/');
     let comps: Vec<&str> = state
@@ -435,8 +539,8 @@ fn install_script(cx: &RepoContext, dist: &str, state: &Value) -> String {
         .unwrap_or_default();
     let repo = &cx.repo;
     format!(
-        "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\nTypes: deb\nURIs: {base}\nSuites: {dist}\nComponents: {comps}\nSigned-By: $keyring\nEOF\napt-get update\n",
-        comps = comps.join(" ")
+        "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\n{sources}EOF\napt-get update\n",
+        sources = sources_file(cx, dist, &comps, "$keyring")
     )
 }
 

@@ -20,6 +20,8 @@ pub struct Dist {
     pub summary: String,
     /// Extra bytes in the module, to make files differ.
     pub salt: String,
+    /// The Markdown description (the body of the metadata); `None`: a short default.
+    pub description: Option<String>,
 }
 
 impl Dist {
@@ -32,7 +34,14 @@ impl Dist {
             requires_python: None,
             summary: format!("The {name} test package"),
             salt: String::new(),
+            description: None,
         }
+    }
+
+    /// Sets the Markdown description.
+    pub fn description(mut self, text: &str) -> Self {
+        self.description = Some(text.to_owned());
+        self
     }
 
     /// Adds a requirement.
@@ -75,9 +84,15 @@ impl Dist {
         for r in &self.requires {
             m.push_str(&format!("Requires-Dist: {r}\n"));
         }
-        m.push_str("Description-Content-Type: text/markdown\n\n# ");
-        m.push_str(&self.name);
-        m.push_str("\n\nA package made by the test suite.\n");
+        m.push_str("Description-Content-Type: text/markdown\n\n");
+        match &self.description {
+            Some(d) => m.push_str(d),
+            None => {
+                m.push_str("# ");
+                m.push_str(&self.name);
+                m.push_str("\n\nA package made by the test suite.\n");
+            }
+        }
         m
     }
 

@@ -1,0 +1,380 @@
+//! The web UI in headless Chromium: every page of the pypi, apt and tar providers renders with its
+//! content, shows package-supplied text as text (no script from a package ever runs), stays
+//! usable at 375 px and 1280 px, works without JavaScript, and its buttons work for signed-in
+//! users only. Screenshots land in `<target>/test-output/ui/`.
+
+use artifactd_apt::testing::Deb;
+use artifactd_pypi::testing::Dist;
+use artifactd_tests::{Browser, Options, Server, fake_gzip, output_dir};
+
+const EVIL_SUMMARY: &str = "Evil <script>window.__xss='summary'</script> summary";
+const EVIL_MARKDOWN: &str = "# Evil package\n\nSome **bold** text.\n\n<script>window.__xss='script'</script>\n\n<img src=x onerror=\"window.__xss='img'\">\n\n[click me](javascript:window.__xss='link') and [the docs](https://example.org/docs)\n\n![a picture](javascript:window.__xss='image')\n\n```\ncode <b>block</b>\n```\n";
+
+/// A server with one repo per provider, full of hostile text.
+fn populated() -> Server {
+    let s = Server::start_with(Options::with_tar());
+    let wheels = [
+        Dist::new("evil-pkg", "1.0")
+            .summary(EVIL_SUMMARY)
+            .description(EVIL_MARKDOWN)
+            .requires_python(">=3.8")
+            .requires("good-pkg"),
+        Dist::new("good-pkg", "1.0"),
+        Dist::new("good-pkg", "1.1").summary("A good package"),
+    ];
+    for d in wheels {
+        let (f, b) = d.wheel();
+        assert_eq!(s.addpkg("provider=pypi&reponame=py", &f, &b).status, 201);
+    }
+    let deb = Deb::new("evil-deb", "1.0-1", "amd64");
+    let control = "Package: evil-deb\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: <script>window.__xss='maint'</script> <m@example.invalid>\nDepends: libc6 (>= 2.36)\nHomepage: javascript:window.__xss='home'\nDescription: <script>window.__xss='deb'</script> short\n Long text with <b>tags</b>.\n .\n Second paragraph.\n";
+    let (f, b) = deb.build_with_control(control);
+    let r = s.addpkg("provider=apt&reponame=deb&dist=stable", &f, &b);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (f, b) = Deb::new("tool-data", "2.0", "all").build();
+    assert_eq!(
+        s.addpkg(
+            "provider=apt&reponame=deb&dist=stable&component=contrib",
+            &f,
+            &b
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        s.addpkg("provider=apt&reponame=deb&dist=testing", &f, &b)
+            .status,
+        201
+    );
+    assert_eq!(
+        s.addpkg(
+            "provider=tar&reponame=files",
+            "tool-1.0.tar.gz",
+            &fake_gzip(b"tool")
+        )
+        .status,
+        201
+    );
+    s
+}
+
+/// Every page, with text it must show.
+const PAGES: &[(&str, &str, &[&str])] = &[
+    ("home", "/", &["py", "deb", "files", "pypi"]),
+    ("providers", "/repo/", &["apt", "pypi", "tar"]),
+    ("search", "/search?q=good", &["good-pkg", "pypi/py", "1.1"]),
+    (
+        "pypi-repo",
+        "/ui/pypi/py/",
+        &[
+            "evil-pkg",
+            "good-pkg",
+            "pip install",
+            "pip.conf",
+            "uv (pyproject.toml)",
+            EVIL_SUMMARY,
+        ],
+    ),
+    (
+        "pypi-package",
+        "/ui/pypi/py/evil-pkg/",
+        &[
+            "evil-pkg",
+            "Requires Python",
+            ">=3.8",
+            "good-pkg",
+            "Evil package",
+            "evil_pkg-1.0-py3-none-any.whl",
+            EVIL_SUMMARY,
+        ],
+    ),
+    (
+        "pypi-package-versions",
+        "/ui/pypi/py/good-pkg/",
+        &["1.1", "1.0", "good_pkg-1.1-py3-none-any.whl"],
+    ),
+    (
+        "apt-repo",
+        "/ui/apt/deb/",
+        &[
+            "evil-deb",
+            "tool-data",
+            "Signing key",
+            "Signed-By",
+            "stable",
+            "testing",
+            "Install script (stable)",
+        ],
+    ),
+    (
+        "apt-dist",
+        "/ui/apt/deb/-/stable/",
+        &[
+            "main / amd64",
+            "contrib / all",
+            "evil-deb",
+            "tool-data",
+            "1.0-1",
+        ],
+    ),
+    (
+        "apt-package",
+        "/ui/apt/deb/evil-deb/",
+        &[
+            "Depends",
+            "libc6 (>= 2.36)",
+            "Second paragraph.",
+            "<script>window.__xss='deb'</script> short",
+        ],
+    ),
+    ("tar-repo", "/ui/tar/files/", &["tool", "1.0", "index.json"]),
+    ("tar-package", "/ui/tar/files/tool/", &["tool-1.0.tar.gz"]),
+];
+
+#[test]
+fn every_page_renders_escapes_and_fits() {
+    let s = populated();
+    let out = output_dir("ui");
+    let browser = Browser::start(1280, 900);
+    for (width, height) in [(1280, 900), (375, 812)] {
+        browser.resize(width, height);
+        for (name, path, expect) in PAGES {
+            browser.goto(&s.url(path));
+            let text = browser.text();
+            for e in *expect {
+                assert!(text.contains(e), "{name} at {width}px lacks {e:?}:\n{text}");
+            }
+            let checks = browser.eval(
+                "return { xss: window.__xss || null, overflow: document.documentElement.scrollWidth - window.innerWidth, \
+                 scripts: Array.from(document.scripts).map(s => s.src), \
+                 handlers: document.querySelectorAll('[onerror],[onload],[onclick]').length, \
+                 jslinks: document.querySelectorAll('a[href^=\"javascript\" i]').length, \
+                 images: document.images.length };",
+            );
+            assert_eq!(
+                checks["xss"],
+                serde_json::Value::Null,
+                "{name}: a package's script ran"
+            );
+            assert!(
+                checks["overflow"].as_i64().unwrap() <= 0,
+                "{name} is wider than {width}px: {checks}"
+            );
+            assert_eq!(
+                checks["scripts"],
+                serde_json::json!([s.url("/static/ui.js")]),
+                "{name}"
+            );
+            assert_eq!(checks["handlers"], 0, "{name}");
+            assert_eq!(checks["jslinks"], 0, "{name}");
+            assert_eq!(checks["images"], 0, "{name}");
+            browser.screenshot(&out.join(format!("{name}-{width}.png")));
+        }
+    }
+
+    // The Markdown description: formatting kept, raw HTML shown as text, only http(s) links.
+    browser.resize(1280, 900);
+    browser.goto(&s.url("/ui/pypi/py/evil-pkg/"));
+    let md = browser.eval(
+        "const d = document.querySelector('.description'); return { bold: d.querySelector('strong').textContent, \
+         links: Array.from(d.querySelectorAll('a')).map(a => a.href), text: d.textContent, code: d.querySelector('pre code').textContent };",
+    );
+    assert_eq!(md["bold"], "bold");
+    assert_eq!(md["links"], serde_json::json!(["https://example.org/docs"]));
+    let text = md["text"].as_str().unwrap();
+    assert!(
+        text.contains("<script>window.__xss='script'</script>"),
+        "{text}"
+    );
+    assert!(text.contains("<img src=x onerror="), "{text}");
+    assert_eq!(md["code"], "code <b>block</b>\n");
+    // The APT package's Homepage is not http(s): not linked.
+    browser.goto(&s.url("/ui/apt/deb/evil-deb/"));
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('ul.links a').length;"),
+        0
+    );
+
+    // Copy buttons appear with JavaScript and copy the snippet.
+    browser.goto(&s.url("/ui/pypi/py/"));
+    let first = browser.eval("return document.querySelector('.snippet pre').textContent;");
+    assert_eq!(
+        first.as_str().unwrap(),
+        format!(
+            "pip install --index-url \"{}\" PACKAGE",
+            s.url("/repo/pypi/py/simple/")
+        )
+    );
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('button.copy:not([hidden])').length > 0;"),
+        true
+    );
+    browser.click("button.copy");
+    assert_eq!(
+        browser.eval("return document.querySelector('button.copy').textContent;"),
+        "Copied"
+    );
+
+    // Without JavaScript the same content is in the HTML, and the copy buttons stay hidden.
+    for (name, path, expect) in PAGES {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{name}");
+        // The templates escape '/' too; undo that one for the comparisons.
+        let html = r.text().replace("&#x2f;", "/");
+        assert!(
+            !html.contains("<script>window"),
+            "{name} has an unescaped script"
+        );
+        assert!(
+            !html.contains("<b>tags</b>") && !html.contains("<b>block</b>"),
+            "{name}"
+        );
+        for e in expect.iter().filter(|e| !e.contains(['<', '>', '\'', '"'])) {
+            assert!(html.contains(*e), "{name}: {e:?} is not server-rendered");
+        }
+        assert!(
+            !html.contains("class=\"copy\" data-copy=\"setup-1\">"),
+            "{name}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self'"), "{name}: {csp}");
+    }
+}
+
+#[test]
+fn buttons_for_signed_in_users_and_html_errors() {
+    let s = populated();
+    let package = "/ui/pypi/py/good-pkg/";
+    // Anonymous and read-only visitors get no buttons.
+    let html = s.get(package).text();
+    assert!(
+        !html.contains("Delete 1.0") && !html.contains("Yank 1.0"),
+        "{html}"
+    );
+    let reader = s.create_token("reader", "read", &[]);
+    let html = s.get_as(Some(&reader), package).text();
+    assert!(
+        !html.contains("Delete 1.0") && !html.contains("Yank 1.0"),
+        "{html}"
+    );
+    let writer = s.create_token("writer", "write", &[]);
+    let html = s.get_as(Some(&writer), package).text();
+    assert!(
+        html.contains("Yank 1.0") && !html.contains("Delete 1.0"),
+        "{html}"
+    );
+
+    // Posts from other sites, or from no page at all, are refused and change nothing.
+    for headers in [
+        vec![
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        vec![("Content-Type", "application/x-www-form-urlencoded")],
+    ] {
+        let r = s.send_with(
+            "POST",
+            Some(&s.token),
+            "/ui/pypi/py/good-pkg/delete",
+            &headers,
+            b"version=1.0",
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("only from this server"), "{}", r.text());
+    }
+    assert_eq!(
+        s.get("/api/v1/repos/pypi/py/packages/good-pkg").json()["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // An admin signs in in the browser, yanks 1.0, then deletes it.
+    let browser = Browser::start(1280, 900);
+    let signed_in = s.url("/login?next=/ui/pypi/py/good-pkg/").replacen(
+        "http://",
+        &format!("http://admin:{}@", s.token),
+        1,
+    );
+    browser.goto(&signed_in);
+    assert!(
+        browser.text().contains("bootstrap-admin"),
+        "{}",
+        browser.text()
+    );
+    browser.goto(&s.url(package));
+    browser.eval(
+        "document.querySelector(\"form[action$='/yank'] input[name=version][value='1.0']\").form.querySelector('input[name=reason]').value = 'broken build';",
+    );
+    browser.click_xpath(
+        "//form[contains(@action,'/yank')][input[@name='version' and @value='1.0']]//button",
+    );
+    browser.wait_for_text("Un-yank 1.0");
+    let yanked = s.get_with(
+        "/repo/pypi/py/simple/good-pkg/",
+        &[("Accept", "application/vnd.pypi.simple.v1+json")],
+    );
+    let files = yanked.json()["files"].clone();
+    let by_name = |n: &str| {
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["filename"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        by_name("good_pkg-1.0-py3-none-any.whl")["yanked"],
+        "broken build"
+    );
+    assert_eq!(by_name("good_pkg-1.1-py3-none-any.whl")["yanked"], false);
+
+    browser.click("form[data-confirm='Delete good-pkg 1.0?'] button");
+    browser.accept_dialog();
+    let mut text = browser.wait_for_text("good_pkg-1.1-py3-none-any.whl");
+    for _ in 0..50 {
+        if !text.contains("good_pkg-1.0-py3-none-any.whl") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = browser.text();
+    }
+    assert!(!text.contains("good_pkg-1.0-py3-none-any.whl"), "{text}");
+    assert!(text.contains("good_pkg-1.1-py3-none-any.whl"), "{text}");
+    let versions = s.get("/api/v1/repos/pypi/py/packages/good-pkg").json();
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+    let audit = s.get_as(Some(&s.token), "/api/v1/audit").text();
+    assert!(
+        audit.contains("\"yank\"") && audit.contains("\"delete\""),
+        "{audit}"
+    );
+
+    // Errors are pages too: unknown package 404, private repo 401 with the sign-in challenge.
+    let r = s.get("/ui/pypi/py/no-such-pkg/");
+    assert_eq!(r.status, 404);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.text().contains("There is no package"), "{}", r.text());
+    let r = s.json_as(
+        "PUT",
+        Some(&s.token),
+        "/api/v1/repos/pypi/py/settings",
+        &serde_json::json!({ "private": true }),
+    );
+    assert_eq!(r.status, 200);
+    let r = s.get_as(None, "/ui/pypi/py/");
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    let r = s.get_as(Some(&reader), "/ui/pypi/py/");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("__token__:$ARTIFACTD_TOKEN@"),
+        "private set-up shows the token"
+    );
+    assert!(!s.get_as(None, "/").text().contains("/ui/pypi/py/"));
+}
