@@ -194,3 +194,38 @@ fn seed_invocations_tokens_settings_and_delete() {
         run(rpcli(&s, None).args(sub));
     }
 }
+
+#[test]
+fn progress_bar_on_a_terminal_plain_lines_otherwise() {
+    let s = Server::start();
+    let dir = s.scratch("files");
+    let (wf, wb) = Dist::new("big-pkg", "1.0").wheel();
+    let path = dir.join(&wf);
+    std::fs::write(&path, &wb).unwrap();
+    let args = ["upload", "-y", "pypi", "-r", "bars", "-f"];
+
+    // Piped: one result line, no terminal control sequences.
+    let out = run(rpcli(&s, Some(&s.token)).args(args).arg(&path));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("big-pkg 1.0") && !out.contains('\u{1b}'),
+        "{out}"
+    );
+
+    // On a terminal (util-linux `script` gives the command a pseudo-terminal): a bar with bytes,
+    // rate and ETA, then the same result line.
+    let line = format!(
+        "{} -s {} upload -y pypi -r bars2 -f {}",
+        bin("rpcli").display(),
+        s.url(""),
+        path.display()
+    );
+    let out = run(Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("ARTIFACTD_TOKEN", &s.token)
+        .env("COLUMNS", "120"));
+    for part in ["KiB/", "/s", "ETA", "[=", &wf] {
+        assert!(out.contains(part), "no {part:?} in {out:?}");
+    }
+    assert!(out.contains("big-pkg 1.0"), "{out}");
+}

@@ -4,7 +4,7 @@
 //! `rpcli -s http://localhost:8080 upload -y apt -f FILE -r REPO -p NAME -i VERSION -a dist=trusty`.
 
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, IsTerminal as _, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -258,8 +258,24 @@ impl Client {
         );
         let tail = format!("\r\n--{boundary}--\r\n");
         let length = head.len() as u64 + size + tail.len() as u64;
+        // A progress bar (bytes, rate, ETA) on a terminal; scripts get the result line only.
+        let bar = if std::io::stdout().is_terminal() {
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> ");
+            indicatif::ProgressBar::with_draw_target(
+                Some(size),
+                indicatif::ProgressDrawTarget::stdout(),
+            )
+            .with_style(style)
+            .with_message(name.to_owned())
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         let body = Cursor::new(head.into_bytes())
-            .chain(f)
+            .chain(bar.wrap_read(f))
             .chain(Cursor::new(tail.into_bytes()));
         let mut req = self
             .agent
@@ -274,10 +290,12 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        Self::finish(
+        let result = Self::finish(
             req.send(ureq::SendBody::from_owned_reader(body)),
             &format!("upload {name}"),
-        )
+        );
+        bar.finish_and_clear();
+        result
     }
 }
 
