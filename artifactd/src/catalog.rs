@@ -13,6 +13,12 @@ use crate::db::entities::{file, repo};
 use crate::db::{Db, now_millis};
 
 fn db_err(e: DbErr) -> Error {
+    if crate::db::unreachable(&e) {
+        return Error::Unavailable {
+            message: crate::db::UNREACHABLE.to_owned(),
+            source: Some(Box::new(e)),
+        };
+    }
     Error::internal("catalog query failed", e)
 }
 

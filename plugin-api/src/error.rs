@@ -31,6 +31,16 @@ pub enum Error {
     /// The blob store failed (500, logged with its cause).
     #[error("blob storage failed")]
     Storage(#[from] object_store::Error),
+    /// A service the host depends on (the database) is unreachable for now (503, logged with
+    /// its cause); nothing was changed and the client may retry.
+    #[error("{message}")]
+    Unavailable {
+        /// What could not be reached.
+        message: String,
+        /// Why.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Something else failed on the server's side (500, logged with its cause).
     #[error("{message}")]
     Internal {

@@ -1,10 +1,11 @@
 //! Storage-facing behaviour on every database backend, from one test body: migrations at
 //! start, uploads of every built-in format, idempotence and conflicts, concurrent identical
-//! uploads settled by the unique index, persistence across a restart.
+//! uploads settled by the unique index, persistence across a restart; and riding out a
+//! database restart (connections dropped, the port refusing for a while) without restarting.
 
 use artifactd_apt::testing::Deb;
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Backend, Options, Server, backends, fake_gzip};
+use artifactd_tests::{Backend, Options, Server, TcpProxy, backends, fake_gzip, fresh_database, run};
 
 fn exercise(backend: Backend) {
     let mut s = Server::start_with(Options::with_tar().on(backend));
@@ -123,5 +124,103 @@ fn exercise(backend: Backend) {
 fn catalog_on_every_database() {
     for backend in backends() {
         exercise(backend);
+    }
+}
+
+/// Drops every server-side connection to database `name`, as a database restart does.
+fn kill_connections(backend: Backend, name: &str) {
+    match backend {
+        Backend::Mysql => {
+            let ids = run(std::process::Command::new("mysql").args([
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+                "-N",
+                "-e",
+                &format!("SELECT id FROM information_schema.processlist WHERE db = '{name}'"),
+            ]));
+            assert!(!ids.trim().is_empty(), "the server holds no connection to {name}");
+            for id in ids.split_whitespace() {
+                // A connection may end by itself in between.
+                let _ = artifactd_tests::try_run(std::process::Command::new("mysql").args([
+                    "-h",
+                    "127.0.0.1",
+                    "-u",
+                    "root",
+                    "-e",
+                    &format!("KILL {id}"),
+                ]));
+            }
+        }
+        Backend::Postgres => {
+            let base = std::env::var("ARTIFACTD_TEST_POSTGRES_URL").expect("postgres url");
+            let killed = run(std::process::Command::new("psql")
+                .arg(format!("{base}/postgres"))
+                .args([
+                    "-Atc",
+                    &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}'"),
+                ]));
+            assert_ne!(killed.trim(), "0", "the server holds no connection to {name}");
+        }
+        Backend::Sqlite => {}
+    }
+}
+
+#[test]
+fn database_restarts_are_ridden_out() {
+    for backend in backends().into_iter().filter(|b| *b != Backend::Sqlite) {
+        let url = fresh_database(backend).expect("database url");
+        let (head, name) = url.rsplit_once('/').expect("url with a database");
+        let port = if backend == Backend::Mysql { 3306 } else { 5432 };
+        let proxy = TcpProxy::start(&format!("127.0.0.1:{port}"));
+        let proxied = format!(
+            "{}:{}/{name}",
+            head.rsplit_once(':').expect("url with a port").0,
+            proxy.port()
+        );
+        let s = Server::start_with(Options::with_tar().arg("--database").arg(&proxied));
+        let up = |n: &str| {
+            s.addpkg(
+                "provider=tar&reponame=db",
+                &format!("{n}-1.0.tgz"),
+                &fake_gzip(n.as_bytes()),
+            )
+        };
+        assert_eq!(up("before").status, 201);
+
+        // Connections killed on the server's side: the pool notices and reconnects; no request
+        // fails.
+        kill_connections(backend, name);
+        assert_eq!(s.get("/repo/tar/db/before/1.0/before-1.0.tgz").status, 200, "{backend:?}");
+        assert_eq!(up("after-kill").status, 201, "{backend:?}");
+
+        // The database away for a while: a clear 503, nothing recorded.
+        proxy.stop();
+        let r = up("while-down");
+        assert_eq!(r.status, 503, "{backend:?}: {}\n{}", r.text(), s.log());
+        assert_eq!(r.error(), "The database is unreachable; try again shortly.");
+        let r = s.get("/api/v1/repos/tar/db/packages");
+        assert_eq!(r.status, 503, "{backend:?}");
+
+        // Back: the same process serves again and takes uploads.
+        proxy.resume();
+        let mut status = 0;
+        for _ in 0..100 {
+            status = s.get("/api/v1/repos/tar/db/packages").status;
+            if status == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(status, 200, "{backend:?} did not reconnect");
+        assert_eq!(up("after-restart").status, 201, "{backend:?}");
+        let names: Vec<String> = s.get("/api/v1/repos/tar/db/packages").json()["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(names, ["after-kill", "after-restart", "before"], "{backend:?}");
     }
 }

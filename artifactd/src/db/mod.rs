@@ -77,6 +77,29 @@ pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// What clients are told while the database cannot be reached.
+pub const UNREACHABLE: &str = "The database is unreachable; try again shortly.";
+
+/// Whether a database error means the server could not talk to the database at all.
+pub fn unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, SqlxError};
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(x))
+        | DbErr::Exec(RuntimeErr::SqlxError(x))
+        | DbErr::Query(RuntimeErr::SqlxError(x)) => matches!(
+            x.as_ref(),
+            SqlxError::Io(_)
+                | SqlxError::Tls(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed
+        ),
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
 /// The catalog database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -94,7 +117,9 @@ impl Db {
         opts.max_connections(16)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(15))
+            // A database restart shorter than this is ridden out by waiting requests; longer
+            // outages answer 503 (see `http::error`).
+            .acquire_timeout(Duration::from_secs(5))
             .idle_timeout(Duration::from_secs(300))
             .test_before_acquire(true)
             .sqlx_logging(false);

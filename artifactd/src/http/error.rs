@@ -81,6 +81,7 @@ impl From<PluginError> for ApiError {
             PluginError::Conflict(_) => StatusCode::CONFLICT,
             PluginError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             PluginError::Forbidden(_) => StatusCode::FORBIDDEN,
+            PluginError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
@@ -109,21 +110,32 @@ impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         match e {
             crate::auth::AuthError::Invalid => Self::unauthorized(e.to_string()),
-            crate::auth::AuthError::Db(d) => Self::internal("token lookup failed", d),
+            crate::auth::AuthError::Db(d) => Self::from(d),
         }
     }
 }
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::internal("database query failed", e)
+        if crate::db::unreachable(&e) {
+            // A database restart or network cut: the pool reconnects by itself, the client may
+            // retry; nothing was changed.
+            Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                challenge: false,
+                message: crate::db::UNREACHABLE.to_owned(),
+                source: Some(Box::new(e)),
+            }
+        } else {
+            Self::internal("database query failed", e)
+        }
     }
 }
 
 impl ApiError {
     /// The sentence a client sees: the message, or for server errors a pointer to the log.
     pub fn public_message(&self) -> &str {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             "The server failed to handle the request; the error is in its log."
         } else {
             &self.message
