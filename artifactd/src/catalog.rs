@@ -59,7 +59,7 @@ pub fn to_record(m: file::Model) -> FileRecord {
 }
 
 /// Bumps the repo's generation and counters inside `conn`'s transaction.
-async fn bump(
+pub async fn bump(
     conn: &impl sea_orm::ConnectionTrait,
     repo_id: i64,
     files: i64,

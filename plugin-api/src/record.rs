@@ -220,7 +220,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     async fn delete(&self, scope: &str, path: &str) -> Result<bool>;
     /// Sets or clears the yank reason of one record; `false` when there was none.
     async fn set_yanked(&self, scope: &str, path: &str, reason: Option<String>) -> Result<bool>;
-    /// A number that grows with every change to the repo (for cache validation across nodes).
+    /// A number that grows with every change to the repo and again after every completed
+    /// [`crate::Provider::index`] call (for cache validation across nodes: anything derived
+    /// while this number is current is current).
     async fn generation(&self) -> Result<u64>;
 
     /// The record at `path` in any scope, if there is one.

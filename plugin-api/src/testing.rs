@@ -37,6 +37,11 @@ impl MemoryCatalog {
         self.overwrite.store(allow, Ordering::SeqCst);
     }
 
+    /// Bumps the generation as the host does after each index call.
+    fn published(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn rows(&self) -> std::sync::MutexGuard<'_, Vec<FileRecord>> {
         self.rows
             .lock()
@@ -287,6 +292,7 @@ impl TestHost {
         }
         let scopes = done.iter().map(|o| o.record().scope.clone()).collect();
         self.provider.index(cx, IndexScope::Scopes(scopes)).await?;
+        self.catalog(&cx.repo).published();
         Ok(done)
     }
 
@@ -318,7 +324,9 @@ impl TestHost {
     pub async fn reindex(&self, repo: &str) -> Result<()> {
         self.provider
             .index(&self.context(repo), IndexScope::All)
-            .await
+            .await?;
+        self.catalog(repo).published();
+        Ok(())
     }
 }
 

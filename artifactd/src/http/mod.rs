@@ -335,6 +335,9 @@ impl AppState {
             txn.commit().await?;
             result?;
         }
+        // The catalog change bumped the generation before this publish; bump it again now that
+        // the published files are in place, so that every node drops what it cached in between.
+        crate::catalog::bump(conn, repo_id, 0, 0, None).await?;
         tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
         Ok(())
     }

@@ -37,14 +37,10 @@ pub fn factory() -> ProviderFactory {
     ProviderFactory::new(KIND, || Ok(Arc::new(AptProvider::default())))
 }
 
-/// A published dist's state with the repo generation and the time it was read at.
-type CachedState = (u64, std::time::Instant, Arc<Value>);
-
-/// How long a cached state is trusted. The generation changes when the catalog does, which is
-/// before the state is republished, so a reader in between may cache the previous state under
-/// the new generation; the index hook drops this node's entries, and this bound covers readers
-/// that raced it and other nodes.
-const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A published dist's state with the repo generation it was read at. The host bumps the
+/// generation when the catalog changes and again after each publish, so a state cached under the
+/// current generation is the current one, on every node.
+type CachedState = (u64, Arc<Value>);
 
 /// Published dist states by (repo, dist).
 #[derive(Debug, Default)]
@@ -80,14 +76,13 @@ impl AptProvider {
     async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<Value>> {
         let generation = cx.catalog.generation().await?;
         let key = (cx.repo.clone(), dist.to_owned());
-        if let Some((g, at, s)) = self
+        if let Some((g, s)) = self
             .cache
             .states
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
             && *g == generation
-            && at.elapsed() < STATE_TTL
         {
             return Ok(s.clone());
         }
@@ -103,7 +98,7 @@ impl AptProvider {
         if states.len() > 1024 {
             states.clear();
         }
-        states.insert(key, (generation, std::time::Instant::now(), state.clone()));
+        states.insert(key, (generation, state.clone()));
         Ok(state)
     }
 
