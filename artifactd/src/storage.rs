@@ -67,7 +67,11 @@ pub struct BlobStore {
     local_root: Option<PathBuf>,
 }
 
-const PART_SIZE: usize = 8 << 20;
+/// Multipart uploads: S3's smallest part, grown for files that would need more than S3's 10,000
+/// parts; with `PARTS_IN_FLIGHT` parts sent at once, an upload holds about 15 MiB whatever its
+/// size.
+const MIN_PART_SIZE: u64 = 5 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
 
 impl BlobStore {
     /// Opens the configured store, creating what is missing.
@@ -162,16 +166,19 @@ impl BlobStore {
                 return Ok(());
             }
         }
-        let upload = self.store.put_multipart(&key).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut f = tokio::fs::File::open(file).await?;
+        let size = f.metadata().await?.len();
+        let part = usize::try_from(MIN_PART_SIZE.max(size.div_ceil(9_000)))
+            .map_err(|_| Error::internal_msg("the file is too large for a multipart upload"))?;
+        let upload = self.store.put_multipart(&key).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = f.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            writer.wait_for_capacity(4).await?;
+            writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
             writer.write(&buf[..n]);
         }
         writer.finish().await?;

@@ -56,3 +56,122 @@ fn pip_and_apt_get_on_s3() {
     assert_eq!(part.status, 206);
     assert_eq!(part.body, b"PK\x03\x04");
 }
+
+/// A reader of `len` deterministic, poorly compressible bytes, hashing what it hands out.
+struct Pattern {
+    left: u64,
+    state: u64,
+    hash: sha2::Sha256,
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX)) & !7;
+        let n = if n == 0 { buf.len().min(self.left as usize) } else { n };
+        for chunk in buf[..n].chunks_mut(8) {
+            // xorshift64
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            chunk.copy_from_slice(&self.state.to_le_bytes()[..chunk.len()]);
+        }
+        self.hash.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_1_gib_upload_streams_through_with_flat_memory() {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    const SIZE: u64 = 1 << 30;
+    let s3 = S3Server::start();
+    let s = Server::start_with(Options::with_tar().env("S3_URL", s3.url("big")));
+    // Warm up the pools and caches, then measure.
+    let (f, b) = ("warm-1.0.tgz", artifactd_tests::fake_gzip(b"warm"));
+    assert_eq!(s.addpkg("provider=tar&reponame=big", f, &b).status, 201);
+    let (before, _) = s.rss_kib();
+
+    let boundary = "b1g";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"huge-1.0.tar.gz\"\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let mut payload = Pattern {
+        left: SIZE - 2,
+        state: 0x9E37_79B9_7F4A_7C15,
+        hash: sha2::Sha256::new(),
+    };
+    payload.hash.update([0x1f, 0x8b]);
+    let mut body = std::io::Cursor::new(head.clone().into_bytes())
+        .chain(std::io::Cursor::new(vec![0x1f, 0x8b]))
+        .chain(&mut payload)
+        .chain(std::io::Cursor::new(tail.clone().into_bytes()));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let started = std::time::Instant::now();
+    let mut resp = agent
+        .post(s.url("/addpkg?provider=tar&reponame=big"))
+        .header("Authorization", format!("Bearer {}", s.token))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header(
+            "Content-Length",
+            (head.len() as u64 + SIZE + tail.len() as u64).to_string(),
+        )
+        .send(ureq::SendBody::from_reader(&mut body))
+        .expect("upload");
+    let upload = started.elapsed();
+    drop(body);
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(resp.status().as_u16(), 201, "{text}");
+    let sent = hex_of(&payload.hash.finalize());
+    let (_, peak) = s.rss_kib();
+    eprintln!(
+        "1 GiB upload to S3 in {:.1} s; server RSS {} MiB before, peak {} MiB",
+        upload.as_secs_f64(),
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak.saturating_sub(before) <= 48 * 1024,
+        "the upload raised the server's RSS from {before} KiB to {peak} KiB"
+    );
+    assert!(text.contains(&sent), "the server hashed other bytes: {text}");
+
+    // And it streams back out, byte for byte.
+    let mut resp = agent
+        .get(s.url("/repo/tar/big/huge/1.0/huge-1.0.tar.gz"))
+        .call()
+        .expect("download");
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut hash = sha2::Sha256::new();
+    let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).expect("read download");
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        total += n as u64;
+    }
+    assert_eq!(total, SIZE);
+    assert_eq!(hex_of(&hash.finalize()), sent);
+    let (_, peak) = s.rss_kib();
+    assert!(
+        peak.saturating_sub(before) <= 48 * 1024,
+        "the download raised the server's RSS from {before} KiB to {peak} KiB"
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
