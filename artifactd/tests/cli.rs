@@ -217,3 +217,87 @@ fn the_first_admin_token_is_printed_once() {
         "the token must be printed only once: {second}"
     );
 }
+
+/// The lines of the Dockerfile that start with `instruction`, without it.
+fn dockerfile(instruction: &str) -> Vec<String> {
+    include_str!("../../Dockerfile")
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{instruction} ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What can be checked of the image without a Docker engine: its shape, the build command
+/// (`.ci/run` runs that very command and hands the binary over in `ARTIFACTD_DOCKER_BINARY`),
+/// and the binary starting with the environment the image sets, as `docker run -e
+/// DATABASE_URL=… -e S3_URL=…` does.
+#[test]
+fn the_docker_image_builds_the_tested_binary_and_starts_with_its_environment() {
+    let from = dockerfile("FROM");
+    assert_eq!(from.len(), 2, "a build stage and a runtime stage: {from:?}");
+    assert!(from[0].starts_with("rust:") && from[0].ends_with(" AS build"));
+    assert!(from[1].starts_with("debian:") && from[1].contains("slim"));
+    let run = dockerfile("RUN");
+    assert!(
+        run.iter()
+            .any(|r| r.starts_with("cargo build --release --locked -p artifactd ")),
+        "the image builds with cargo build --release --locked: {run:?}"
+    );
+    assert_eq!(dockerfile("USER"), ["artifactd"], "non-root");
+    assert_eq!(dockerfile("VOLUME"), ["/data"]);
+    assert_eq!(dockerfile("EXPOSE"), ["8080"], "the default port (see config tests)");
+    assert_eq!(dockerfile("ENTRYPOINT"), ["[\"artifactd\"]"]);
+
+    let binary = std::env::var("ARTIFACTD_DOCKER_BINARY").unwrap_or_else(|_| {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds the image's binary with the Dockerfile's command and sets ARTIFACTD_DOCKER_BINARY"
+        );
+        BIN.to_owned()
+    });
+    let data = temp();
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(data.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("S3_URL")
+        // The one change to the image's start-up: no fixed port in tests.
+        .env("ARTIFACTD_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for env in dockerfile("ENV") {
+        let (k, v) = env.split_once('=').expect("ENV KEY=VALUE");
+        let v = if v == "/data" {
+            data.path().display().to_string()
+        } else {
+            v.to_owned()
+        };
+        cmd.env(k, v);
+    }
+    // `docker run -e DATABASE_URL=…` against the database CI provides.
+    let database = std::env::var("ARTIFACTD_TEST_MYSQL_URL").ok().map(|base| {
+        let name = format!("artifactd_tdocker{}", std::process::id());
+        let status = Command::new("mysql")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .status()
+            .expect("mysql client");
+        assert!(status.success());
+        format!("{}/{name}", base.trim_end_matches('/'))
+    });
+    if let Some(url) = &database {
+        cmd.env("DATABASE_URL", url);
+    }
+    let mut child = cmd.spawn().expect("start the image's binary");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line.trim().rsplit("http://").next().expect("address").to_owned();
+    assert!(get(&addr, "/healthz").ends_with("ok\n"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(data.path().join("blobs").is_dir(), "blobs go to the /data volume");
+    if database.is_none() {
+        assert!(data.path().join("artifactd.sqlite3").exists());
+    }
+}
