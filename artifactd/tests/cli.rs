@@ -245,7 +245,11 @@ fn the_docker_image_builds_the_tested_binary_and_starts_with_its_environment() {
     );
     assert_eq!(dockerfile("USER"), ["artifactd"], "non-root");
     assert_eq!(dockerfile("VOLUME"), ["/data"]);
-    assert_eq!(dockerfile("EXPOSE"), ["8080"], "the default port (see config tests)");
+    assert_eq!(
+        dockerfile("EXPOSE"),
+        ["8080"],
+        "the default port (see config tests)"
+    );
     assert_eq!(dockerfile("ENTRYPOINT"), ["[\"artifactd\"]"]);
 
     let binary = std::env::var("ARTIFACTD_DOCKER_BINARY").unwrap_or_else(|_| {
@@ -292,11 +296,19 @@ fn the_docker_image_builds_the_tested_binary_and_starts_with_its_environment() {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("listening line");
-    let addr = line.trim().rsplit("http://").next().expect("address").to_owned();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("address")
+        .to_owned();
     assert!(get(&addr, "/healthz").ends_with("ok\n"), "{line}");
     let _ = child.kill();
     let _ = child.wait();
-    assert!(data.path().join("blobs").is_dir(), "blobs go to the /data volume");
+    assert!(
+        data.path().join("blobs").is_dir(),
+        "blobs go to the /data volume"
+    );
     if database.is_none() {
         assert!(data.path().join("artifactd.sqlite3").exists());
     }

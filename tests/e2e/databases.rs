@@ -5,7 +5,9 @@
 
 use artifactd_apt::testing::Deb;
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Backend, Options, Server, TcpProxy, backends, fake_gzip, fresh_database, run};
+use artifactd_tests::{
+    Backend, Options, Server, TcpProxy, backends, fake_gzip, fresh_database, run,
+};
 
 fn exercise(backend: Backend) {
     let mut s = Server::start_with(Options::with_tar().on(backend));
@@ -140,7 +142,10 @@ fn kill_connections(backend: Backend, name: &str) {
                 "-e",
                 &format!("SELECT id FROM information_schema.processlist WHERE db = '{name}'"),
             ]));
-            assert!(!ids.trim().is_empty(), "the server holds no connection to {name}");
+            assert!(
+                !ids.trim().is_empty(),
+                "the server holds no connection to {name}"
+            );
             for id in ids.split_whitespace() {
                 // A connection may end by itself in between.
                 let _ = artifactd_tests::try_run(std::process::Command::new("mysql").args([
@@ -161,7 +166,11 @@ fn kill_connections(backend: Backend, name: &str) {
                     "-Atc",
                     &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}'"),
                 ]));
-            assert_ne!(killed.trim(), "0", "the server holds no connection to {name}");
+            assert_ne!(
+                killed.trim(),
+                "0",
+                "the server holds no connection to {name}"
+            );
         }
         Backend::Sqlite => {}
     }
@@ -172,7 +181,11 @@ fn database_restarts_are_ridden_out() {
     for backend in backends().into_iter().filter(|b| *b != Backend::Sqlite) {
         let url = fresh_database(backend).expect("database url");
         let (head, name) = url.rsplit_once('/').expect("url with a database");
-        let port = if backend == Backend::Mysql { 3306 } else { 5432 };
+        let port = if backend == Backend::Mysql {
+            3306
+        } else {
+            5432
+        };
         let proxy = TcpProxy::start(&format!("127.0.0.1:{port}"));
         let proxied = format!(
             "{}:{}/{name}",
@@ -192,7 +205,11 @@ fn database_restarts_are_ridden_out() {
         // Connections killed on the server's side: the pool notices and reconnects; no request
         // fails.
         kill_connections(backend, name);
-        assert_eq!(s.get("/repo/tar/db/before/1.0/before-1.0.tgz").status, 200, "{backend:?}");
+        assert_eq!(
+            s.get("/repo/tar/db/before/1.0/before-1.0.tgz").status,
+            200,
+            "{backend:?}"
+        );
         assert_eq!(up("after-kill").status, 201, "{backend:?}");
 
         // The database away for a while: a clear 503, nothing recorded.
@@ -221,6 +238,10 @@ fn database_restarts_are_ridden_out() {
             .iter()
             .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
             .collect();
-        assert_eq!(names, ["after-kill", "after-restart", "before"], "{backend:?}");
+        assert_eq!(
+            names,
+            ["after-kill", "after-restart", "before"],
+            "{backend:?}"
+        );
     }
 }

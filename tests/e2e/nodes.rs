@@ -122,7 +122,10 @@ fn upload_until_failure(
     for i in 0..count {
         let version = format!("2.{node}.{i}");
         let files = [
-            ("pypi&reponame=killed", Dist::new("kill-test", &version).wheel()),
+            (
+                "pypi&reponame=killed",
+                Dist::new("kill-test", &version).wheel(),
+            ),
             (
                 "apt&reponame=killed&dist=stable",
                 Deb::new("kill-tool", &version, "amd64").build(),
@@ -226,12 +229,18 @@ fn a_node_killed_mid_upload_loses_nothing_and_gc_cleans_up() {
                     format!("/repo/apt/killed/pool/main/k/kill-tool/{f}"),
                 )
             } else {
-                (simple.contains(f.as_str()), format!("/repo/pypi/killed/files/{f}"))
+                (
+                    simple.contains(f.as_str()),
+                    format!("/repo/pypi/killed/files/{f}"),
+                )
             };
             assert!(listed, "{f} (acknowledged by node {n}) is not in the index");
             assert_eq!(node.head(&path).status, 200, "{f} is gone");
         }
-        for line in packages.lines().filter_map(|l| l.strip_prefix("Filename: ")) {
+        for line in packages
+            .lines()
+            .filter_map(|l| l.strip_prefix("Filename: "))
+        {
             assert_eq!(
                 node.head(&format!("/repo/apt/killed/{line}")).status,
                 200,
@@ -280,7 +289,11 @@ fn a_node_killed_mid_upload_loses_nothing_and_gc_cleans_up() {
     // The killed node comes back on the same storage; gc removes an unreferenced blob and
     // nothing that is referenced.
     nodes[0].restart();
-    let orphan = format!("{}/killed/content/sha256/00/00/{}", s3.endpoint, "0".repeat(64));
+    let orphan = format!(
+        "{}/killed/content/sha256/00/00/{}",
+        s3.endpoint,
+        "0".repeat(64)
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -298,7 +311,10 @@ fn a_node_killed_mid_upload_loses_nothing_and_gc_cleans_up() {
     );
     assert!(out.contains("removed "), "{out}");
     assert!(!out.contains("removed 0 unreferenced"), "{out}");
-    assert_eq!(agent.get(&orphan).call().expect("get").status().as_u16(), 404);
+    assert_eq!(
+        agent.get(&orphan).call().expect("get").status().as_u16(),
+        404
+    );
     for (_, f) in &acked {
         let path = if f.ends_with(".deb") {
             format!("/repo/apt/killed/pool/main/k/kill-tool/{f}")

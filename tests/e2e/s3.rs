@@ -67,8 +67,15 @@ struct Pattern {
 impl std::io::Read for Pattern {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use sha2::Digest as _;
-        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX)) & !7;
-        let n = if n == 0 { buf.len().min(self.left as usize) } else { n };
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX))
+            & !7;
+        let n = if n == 0 {
+            buf.len().min(self.left as usize)
+        } else {
+            n
+        };
         for chunk in buf[..n].chunks_mut(8) {
             // xorshift64
             self.state ^= self.state << 13;
@@ -143,7 +150,10 @@ fn a_1_gib_upload_streams_through_with_flat_memory() {
         peak.saturating_sub(before) <= 48 * 1024,
         "the upload raised the server's RSS from {before} KiB to {peak} KiB"
     );
-    assert!(text.contains(&sent), "the server hashed other bytes: {text}");
+    assert!(
+        text.contains(&sent),
+        "the server hashed other bytes: {text}"
+    );
 
     // And it streams back out, byte for byte.
     let mut resp = agent

@@ -522,8 +522,15 @@ pub struct Clients {
 }
 
 /// Pins: twine 6.2 and later accept `--skip-existing` only for pypi.org.
-/// `moto[server]` is the S3-compatible server the storage tests run against.
-const CLIENT_REQUIREMENTS: &[&str] = &["pip>=25", "uv>=0.5", "twine==6.1.0", "moto[server]>=5"];
+/// `moto[server]` is the S3-compatible server the storage tests run against; `schemathesis`
+/// checks the live JSON API against its OpenAPI document.
+const CLIENT_REQUIREMENTS: &[&str] = &[
+    "pip>=25",
+    "uv>=0.5",
+    "twine==6.1.0",
+    "moto[server]>=5",
+    "schemathesis==4.32.5",
+];
 
 fn ensure_clients() -> Clients {
     let venv = bin_dir().join("e2e-clients");

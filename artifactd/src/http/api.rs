@@ -3,7 +3,7 @@
 //! [`AppState::authorize`].
 
 use artifactd_plugin_api::{ListQuery, RepoSettings};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http::StatusCode;
@@ -14,6 +14,7 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{Path, Query};
 use super::{ApiError, AppState, validate_repo_name};
 use crate::auth::{self, Auth, Scope};
 use crate::db::entities::{audit, repo, token};
@@ -88,7 +89,9 @@ async fn create_token(
     let req: NewToken = parse(&body)?;
     let scope = Scope::parse(&req.scope)
         .ok_or_else(|| ApiError::bad_request("The scope must be read, write or admin."))?;
-    if req.name.trim().is_empty() || req.name.len() > 128 || req.name.chars().any(char::is_control)
+    if req.name.trim().is_empty()
+        || req.name.chars().count() > 128
+        || req.name.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(
             "The token name must be 1 to 128 printable characters.",
@@ -106,6 +109,11 @@ async fn create_token(
                 "The repo pattern {p:?} must be provider/repo, with * as a wildcard."
             )));
         }
+    }
+    if req.expires_in_days.is_some_and(|d| d > 36_500) {
+        return Err(ApiError::bad_request(
+            "expires_in_days must be at most 36500 (100 years).",
+        ));
     }
     let expires_at = req
         .expires_in_days
@@ -176,9 +184,13 @@ async fn read_audit(
     Query(p): Query<Paging>,
 ) -> Result<Response, ApiError> {
     st.authorize(&a, None, false, Scope::Admin)?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be 1 to 1000."));
+    }
     let rows = audit::Entity::find()
         .order_by_desc(audit::Column::Id)
-        .limit(p.limit.unwrap_or(100).min(1000))
+        .limit(limit)
         .all(st.inner.db.conn())
         .await?;
     let entries: Vec<Value> = rows
@@ -322,6 +334,11 @@ async fn import_key(
 ) -> Result<Response, ApiError> {
     let row = admin_repo(&st, &a, &provider, &name).await?;
     let req: KeyImport = parse(&body)?;
+    if req.transition_days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::bad_request(
+            "transition_days must be at most 3650 (10 years).",
+        ));
+    }
     let transition = i64::from(req.transition_days.unwrap_or(7)) * 86_400_000;
     let fingerprint = crate::signer::import_key(
         &st.inner.db,
@@ -550,8 +567,13 @@ async fn list_packages(
         })
         .collect();
     let total = packages.len();
-    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
-    let page = q.page.unwrap_or(1).max(1);
+    let per_page = q.per_page.unwrap_or(50);
+    let page = q.page.unwrap_or(1);
+    if !(1..=500).contains(&per_page) || !(1..=1_000_000).contains(&page) {
+        return Err(ApiError::bad_request(
+            "per_page must be 1 to 500 and page 1 to 1000000.",
+        ));
+    }
     let items: Vec<Value> = packages
         .into_iter()
         .skip((page - 1) * per_page)

@@ -3,6 +3,7 @@
 mod api;
 mod browse;
 mod error;
+mod extract;
 mod pages;
 mod respond;
 mod upload;
@@ -17,10 +18,11 @@ use artifactd_plugin_api::{
     ServeRequest, UploadRequest, UploadedFile,
 };
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use extract::Query;
 use http::header::{CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use artifactd_plugin_api::html::url_segment;
 use artifactd_plugin_api::ui::FileView;
 use artifactd_plugin_api::{DynProvider, FileRecord, ListQuery, RepoContext};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, body::Body};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
 
+use super::extract::{Form, Path, Query};
 use super::{ApiError, AppState, browse, validate_repo_name};
 use crate::auth::{Auth, Scope};
 use crate::db::entities::repo;
@@ -382,9 +383,10 @@ pub async fn repo_page(
     Extension(auth): Extension<Auth>,
     headers: HeaderMap,
     Path((kind, name)): Path<(String, String)>,
-    Query(f): Query<Filter>,
+    f: Result<Query<Filter>, ApiError>,
 ) -> Response {
     let r = async {
+        let Query(f) = f?;
         let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
         let q = f.q.unwrap_or_default();
         let packages: Vec<Value> = browse::packages(&cx, &q.trim().to_ascii_lowercase())
@@ -580,9 +582,10 @@ pub async fn scope_page(
 pub async fn search_page(
     State(st): State<AppState>,
     Extension(auth): Extension<Auth>,
-    Query(f): Query<Filter>,
+    f: Result<Query<Filter>, ApiError>,
 ) -> Response {
     let r = async {
+        let Query(f) = f?;
         let q = f.q.unwrap_or_default();
         let hits: Vec<Value> = if q.trim().is_empty() {
             Vec::new()
@@ -619,8 +622,12 @@ pub struct Next {
 pub async fn login(
     State(st): State<AppState>,
     Extension(auth): Extension<Auth>,
-    Query(n): Query<Next>,
+    n: Result<Query<Next>, ApiError>,
 ) -> Response {
+    let n = match n {
+        Ok(Query(n)) => n,
+        Err(e) => return st.inner.pages.error(e),
+    };
     if auth.scope.is_none() {
         return st.inner.pages.error(ApiError::unauthorized(
             "Sign in with any user name and an artifactd token as the password.",
@@ -675,9 +682,10 @@ pub async fn delete_post(
     Extension(auth): Extension<Auth>,
     headers: HeaderMap,
     Path((kind, name, package)): Path<(String, String, String)>,
-    Form(form): Form<PackageForm>,
+    form: Result<Form<PackageForm>, ApiError>,
 ) -> Response {
     let r = async {
+        let Form(form) = form?;
         same_origin(&st, &headers)?;
         let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
         st.authorize(
@@ -724,9 +732,10 @@ pub async fn yank_post(
     Extension(auth): Extension<Auth>,
     headers: HeaderMap,
     Path((kind, name, package)): Path<(String, String, String)>,
-    Form(form): Form<PackageForm>,
+    form: Result<Form<PackageForm>, ApiError>,
 ) -> Response {
     let r = async {
+        let Form(form) = form?;
         same_origin(&st, &headers)?;
         let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
         st.authorize(
