@@ -31,6 +31,8 @@ fn listings_search_and_repo_lifecycle() {
         .collect();
     assert_eq!(names, ["pypi/team", "tar/blobs"]);
     assert_eq!(repos["repos"][0]["files"], 3);
+    assert_eq!(repos["repos"][0]["packages"], 2);
+    assert_eq!(s.get("/api/v1/repos/pypi/team").json()["packages"], 2);
     assert!(
         repos["repos"][0]["last_upload"]
             .as_str()

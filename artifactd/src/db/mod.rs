@@ -204,6 +204,34 @@ impl Db {
             .await
     }
 
+    /// The number of distinct packages per repo id, of one repo or of all.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn package_counts(
+        &self,
+        repo_id: Option<i64>,
+    ) -> Result<std::collections::HashMap<i64, i64>, DbErr> {
+        use sea_orm::sea_query::{Expr, ExprTrait as _};
+        use sea_orm::{ColumnTrait as _, QueryFilter as _, QuerySelect as _};
+        let mut q = entities::file::Entity::find()
+            .select_only()
+            .column(entities::file::Column::RepoId)
+            .column_as(
+                Expr::col(entities::file::Column::Pkey).count_distinct(),
+                "packages",
+            )
+            .group_by(entities::file::Column::RepoId);
+        if let Some(id) = repo_id {
+            q = q.filter(entities::file::Column::RepoId.eq(id));
+        }
+        Ok(q.into_tuple::<(i64, i64)>()
+            .all(&self.conn)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     /// Every repo, by provider and name.
     ///
     /// # Errors

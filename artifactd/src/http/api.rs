@@ -375,11 +375,12 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-fn repo_json(r: &repo::Model) -> Value {
+fn repo_json(r: &repo::Model, packages: &std::collections::HashMap<i64, i64>) -> Value {
     let settings = settings_of(r);
     json!({
         "provider": r.provider,
         "name": r.name,
+        "packages": packages.get(&r.id).copied().unwrap_or(0),
         "files": r.file_count,
         "size": r.total_size,
         "last_upload": (r.last_upload > 0).then(|| artifactd_plugin_api::time::rfc3339_millis(r.last_upload)),
@@ -398,6 +399,7 @@ async fn list_repos(
     Extension(a): Extension<Auth>,
     Query(f): Query<RepoFilter>,
 ) -> Result<Response, ApiError> {
+    let packages = st.inner.db.package_counts(None).await?;
     let repos: Vec<Value> = st
         .inner
         .db
@@ -406,7 +408,7 @@ async fn list_repos(
         .iter()
         .filter(|r| f.provider.as_deref().is_none_or(|p| p == r.provider))
         .filter(|r| st.can_read(&a, r))
-        .map(repo_json)
+        .map(|r| repo_json(r, &packages))
         .collect();
     Ok(Json(json!({ "repos": repos })).into_response())
 }
@@ -471,7 +473,7 @@ async fn create_repo(
         settings_json(&settings),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(repo_json(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(repo_json(&row, &Default::default()))).into_response())
 }
 
 async fn get_repo(
@@ -482,7 +484,8 @@ async fn get_repo(
     st.inner.registry.get(&provider)?;
     validate_repo_name(&name)?;
     let row = st.repo_for(&a, &provider, &name, Scope::Read).await?;
-    Ok(Json(repo_json(&row)).into_response())
+    let packages = st.inner.db.package_counts(Some(row.id)).await?;
+    Ok(Json(repo_json(&row, &packages)).into_response())
 }
 
 async fn delete_repo(

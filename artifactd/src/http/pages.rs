@@ -161,12 +161,13 @@ pub fn human_time(ms: i64) -> String {
         .unwrap_or_else(|| "—".to_owned())
 }
 
-fn repo_rows(repos: &[repo::Model]) -> Vec<Value> {
+fn repo_rows(repos: &[repo::Model], packages: &std::collections::HashMap<i64, i64>) -> Vec<Value> {
     repos
         .iter()
         .map(|r| {
             context! {
                 href => repo_href(&r.provider, &r.name),
+                packages => packages.get(&r.id).copied().unwrap_or(0),
                 provider => &r.provider,
                 name => &r.name,
                 files => r.file_count,
@@ -223,7 +224,12 @@ pub async fn home(
         let providers = provider_list(&st, &auth).await?;
         st.inner.pages.render(
             "home.html",
-            context! { providers, repos => repo_rows(&repos), host => host_of(&headers), user => signed_in(&auth) },
+            context! {
+                providers,
+                repos => repo_rows(&repos, &st.inner.db.package_counts(None).await?),
+                host => host_of(&headers),
+                user => signed_in(&auth),
+            },
         )
     }
     .await;
@@ -261,7 +267,7 @@ pub async fn provider_repos(
         context! {
             kind => provider.kind(),
             description => provider.description(),
-            repos => repo_rows(&repos),
+            repos => repo_rows(&repos, &st.inner.db.package_counts(None).await?),
             host => host_of(headers),
         },
     )
