@@ -186,7 +186,10 @@ fn private_pypi_repo_with_pip_uv_and_twine() {
         Some("private, max-age=31536000, immutable")
     );
     assert!(
-        !s.get("/").text().replace("&#x2f;", "/").contains("/ui/pypi/secret/"),
+        !s.get("/")
+            .text()
+            .replace("&#x2f;", "/")
+            .contains("/ui/pypi/secret/"),
         "private repos are not listed to anonymous users"
     );
 

@@ -79,7 +79,12 @@ fn addpkg_to_the_tar_provider_round_trips_the_bytes() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(repos.text().replace("&#x2f;", "/").contains("/ui/tar/tools/"));
+    assert!(
+        repos
+            .text()
+            .replace("&#x2f;", "/")
+            .contains("/ui/tar/tools/")
+    );
     let home = s.get("/");
     assert!(home.text().contains("tools"), "{}", home.text());
     assert_eq!(s.get("/repo/tar/tools").status, 301);

@@ -473,7 +473,11 @@ async fn create_repo(
         settings_json(&settings),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(repo_json(&row, &Default::default()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(repo_json(&row, &Default::default())),
+    )
+        .into_response())
 }
 
 async fn get_repo(
