@@ -1166,7 +1166,7 @@ impl Drop for Browser {
 pub fn output_dir(area: &str) -> PathBuf {
     let dir = bin_dir()
         .parent()
-        .map_or_else(|| bin_dir(), Path::to_path_buf)
+        .map_or_else(bin_dir, Path::to_path_buf)
         .join("test-output")
         .join(area);
     std::fs::create_dir_all(&dir).expect("test output folder");

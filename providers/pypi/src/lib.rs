@@ -8,6 +8,7 @@
 //! - `POST` `` or `legacy/`: the upload protocol of twine and uv (handled by the upload hook);
 //! - `POST -/yank`: yank or un-yank files (JSON).
 
+mod archive;
 mod metadata;
 mod names;
 mod negotiate;

@@ -143,6 +143,10 @@ fn zip_names(archive: &zip::ZipArchive<File>) -> Result<Vec<String>> {
 /// [`Error::InvalidInput`] when the archive is malformed or the metadata is missing.
 pub fn extract(path: &Path, kind: DistKind, name: &str) -> Result<Vec<u8>> {
     match kind {
+        DistKind::SdistTarGz => crate::archive::check_tar_gz(path)?,
+        _ => crate::archive::check_zip(path)?,
+    }
+    match kind {
         DistKind::Wheel => {
             let mut z = open_zip(path)?;
             let names = zip_names(&z)?;
