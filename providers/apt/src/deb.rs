@@ -118,6 +118,12 @@ pub fn control_text(path: &Path) -> Result<String> {
             data.name
         )));
     }
+    if let Some(extra) = members[3..].iter().find(|m| !m.name.starts_with('_')) {
+        return Err(bad(format!(
+            "The .deb has an unexpected member {:?} after data.tar (dpkg allows only names starting with '_' there).",
+            extra.name
+        )));
+    }
     if control.size > MAX_CONTROL_MEMBER {
         return Err(bad(format!(
             "The control archive is larger than {MAX_CONTROL_MEMBER} bytes."
@@ -140,34 +146,82 @@ pub fn control_text(path: &Path) -> Result<String> {
             )));
         }
     };
-    let mut archive = tar::Archive::new(reader.take(MAX_CONTROL_INFLATED));
-    let entries = archive.entries().map_err(|e| {
+    let inflated = std::cell::Cell::new(0u64);
+    let counted = Counted {
+        inner: reader.take(MAX_CONTROL_INFLATED + 1),
+        count: &inflated,
+    };
+    let too_big = || {
         bad(format!(
-            "The control archive is not a valid tar archive ({e})."
+            "The control archive inflates to more than {MAX_CONTROL_INFLATED} bytes."
         ))
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|e| {
+    };
+    let invalid = |e: std::io::Error| {
+        if inflated.get() > MAX_CONTROL_INFLATED {
+            too_big()
+        } else {
             bad(format!(
                 "The control archive is not a valid tar archive ({e})."
             ))
-        })?;
-        let p = entry.path_bytes().into_owned();
-        if (p == b"./control" || p == b"control") && entry.header().entry_type().is_file() {
+        }
+    };
+    let mut archive = tar::Archive::new(counted);
+    let mut text = None;
+    for entry in archive.entries().map_err(invalid)? {
+        let mut entry = entry.map_err(invalid)?;
+        let p = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = p.strip_prefix("./").unwrap_or(&p);
+        let kind = entry.header().entry_type();
+        if name.starts_with('/') || name.split('/').any(|s| s == "..") {
+            return Err(bad(format!(
+                "The control archive has a member {p:?} outside its folder."
+            )));
+        }
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(bad(format!(
+                "The control archive member {p:?} is not a regular file (links, devices and sparse files are refused)."
+            )));
+        }
+        if name == "control" && kind.is_file() {
+            if text.is_some() {
+                return Err(bad("The control archive has two control files."));
+            }
             if entry.header().size().unwrap_or(u64::MAX) > MAX_CONTROL_FILE {
                 return Err(bad(format!(
                     "The control file is larger than {MAX_CONTROL_FILE} bytes."
                 )));
             }
-            let mut text = String::new();
-            entry
+            let mut t = String::new();
+            (&mut entry)
                 .take(MAX_CONTROL_FILE + 1)
-                .read_to_string(&mut text)
+                .read_to_string(&mut t)
                 .map_err(|_| bad("The control file is not valid UTF-8."))?;
-            return Ok(text);
+            text = Some(t);
         }
     }
-    Err(bad("The control archive has no control file."))
+    if inflated.get() > MAX_CONTROL_INFLATED {
+        return Err(too_big());
+    }
+    if inflated.get() > 1 << 20 && inflated.get() / control.size.max(1) > 250 {
+        return Err(bad(
+            "The control archive compresses more than 250:1, as only a decompression bomb does.",
+        ));
+    }
+    text.ok_or_else(|| bad("The control archive has no control file."))
+}
+
+/// Counts the bytes read through it.
+struct Counted<'c, R> {
+    inner: R,
+    count: &'c std::cell::Cell<u64>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// A checked control paragraph.
