@@ -37,6 +37,9 @@ pub struct Args {
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "ARTIFACTD_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
     pub max_upload_bytes: u64,
+    /// Seconds a client may take to send its request headers, and may leave a request body idle.
+    #[arg(long, env = "ARTIFACTD_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub read_timeout_secs: u64,
     /// Verbose logging.
     #[arg(long)]
     pub debug: bool,
@@ -134,6 +137,8 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Largest accepted upload.
     pub max_upload_bytes: u64,
+    /// How long request headers may take and a request body may stay idle.
+    pub read_timeout: std::time::Duration,
     /// Verbose logging.
     pub debug: bool,
     /// Anonymous uploads allowed.
@@ -194,6 +199,12 @@ impl Config {
             }
             None => None,
         };
+        if args.read_timeout_secs == 0 {
+            return Err(invalid(
+                "--read-timeout-secs",
+                "The timeout must be above zero.",
+            ));
+        }
         if args.max_upload_bytes == 0 {
             return Err(invalid(
                 "--max-upload-bytes",
@@ -207,6 +218,7 @@ impl Config {
             blobs,
             base_url,
             max_upload_bytes: args.max_upload_bytes,
+            read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
             debug: args.debug,
             allow_anonymous_upload: args.allow_anonymous_upload,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),

@@ -127,10 +127,42 @@ impl Server {
     /// # Errors
     /// I/O errors of the accept loop.
     pub async fn run(self) -> std::io::Result<()> {
+        let timeout = self.state.read_timeout();
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // A client that does not finish its request headers in time is dropped (slow-loris),
+        // which also ends idle keep-alive connections; slow bodies are timed in the router.
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(timeout)
+            .max_buf_size(64 << 10);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors or a reset before accept: keep serving.
+                        tracing::warn!(error = %e, "Accept failed.");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "Connection ended with an error.");
+                }
+            });
+        }
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 

@@ -20,3 +20,5 @@ mod api;
 mod nodes;
 // The web UI in headless Chromium.
 mod ui;
+// Hostile uploads on every path, slow clients.
+mod hardening;

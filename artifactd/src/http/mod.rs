@@ -79,6 +79,11 @@ impl AppState {
         }
     }
 
+    /// How long request headers may take and a request body may stay idle.
+    pub fn read_timeout(&self) -> std::time::Duration {
+        self.inner.config.read_timeout
+    }
+
     fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(b) = &self.inner.config.base_url {
             return b.clone();
@@ -371,6 +376,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_requests))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), body_timeout))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -400,6 +406,34 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         }
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// Gives every request body an idle timeout: a body that sends nothing for the configured
+/// time fails with a timed-out I/O error, which the upload reader answers with 408.
+async fn body_timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    use futures_util::StreamExt as _;
+    let timeout = st.read_timeout();
+    let (parts, body) = req.into_parts();
+    let stream = futures_util::stream::unfold(Some(body.into_data_stream()), move |s| async move {
+        let mut s = s?;
+        match tokio::time::timeout(timeout, s.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(s))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request body stalled",
+                )),
+                None,
+            )),
+        }
+    });
+    next.run(Request::from_parts(
+        parts,
+        axum::body::Body::from_stream(stream),
+    ))
+    .await
 }
 
 async fn log_requests(req: Request, next: Next) -> Response {

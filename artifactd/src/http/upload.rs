@@ -60,6 +60,16 @@ fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             too_large(limit)
         }
+        multer::Error::StreamReadFailed(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+                || e.to_string().contains("stalled") =>
+        {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "The upload stalled: the request body sent nothing for too long.",
+            )
+        }
         multer::Error::StreamReadFailed(_) => {
             ApiError::bad_request("The request body ended before the multipart form was complete.")
         }

@@ -98,9 +98,19 @@ impl Dist {
 
     /// `name-version-py3-none-any.whl` and its bytes.
     pub fn wheel(&self) -> (String, Vec<u8>) {
+        (self.wheel_name(), zip_of(&self.wheel_members()))
+    }
+
+    /// The wheel's file name.
+    pub fn wheel_name(&self) -> String {
+        format!("{}-{}-py3-none-any.whl", self.module(), self.version)
+    }
+
+    /// The wheel's members (module, METADATA, WHEEL, RECORD), to build variants from.
+    pub fn wheel_members(&self) -> Vec<(String, Vec<u8>)> {
         let module = self.module();
         let dist_info = format!("{module}-{}.dist-info", self.version);
-        let files: Vec<(String, Vec<u8>)> = vec![
+        let mut files: Vec<(String, Vec<u8>)> = vec![
             (
                 format!("{module}/__init__.py"),
                 format!("__version__ = {:?}\n# {}\n", self.version, self.salt).into_bytes(),
@@ -120,18 +130,8 @@ impl Dist {
             ));
         }
         record.push_str(&format!("{dist_info}/RECORD,,\n"));
-        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let opts =
-            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        for (n, b) in files.iter().chain(std::iter::once(&(
-            format!("{dist_info}/RECORD"),
-            record.into_bytes(),
-        ))) {
-            w.start_file(n.as_str(), opts).expect("zip entry");
-            w.write_all(b).expect("zip write");
-        }
-        let bytes = w.finish().expect("zip finish").into_inner();
-        (format!("{module}-{}-py3-none-any.whl", self.version), bytes)
+        files.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+        files
     }
 
     /// `name-version.tar.gz` with `PKG-INFO` and a `pyproject.toml`, and its bytes.
@@ -159,6 +159,17 @@ impl Dist {
         gz.write_all(&raw).expect("gzip");
         (format!("{top}.tar.gz"), gz.finish().expect("gzip finish"))
     }
+}
+
+/// A zip archive of `members`, deflated.
+pub fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (n, b) in members {
+        w.start_file(n.as_str(), opts).expect("zip entry");
+        w.write_all(b).expect("zip write");
+    }
+    w.finish().expect("zip finish").into_inner()
 }
 
 /// URL-safe base64 without padding (wheel RECORD hashes).
