@@ -226,9 +226,14 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running server").id()
+    }
+
     /// The server's resident memory in KiB: (`VmRSS` now, `VmHWM` peak so far).
     pub fn rss_kib(&self) -> (u64, u64) {
-        let pid = self.child.as_ref().expect("running server").id();
+        let pid = self.pid();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
         let field = |name: &str| {
             status
