@@ -524,6 +524,47 @@ fn corpus() -> Vec<Case> {
             "tar archive",
         ),
         case(
+            "sdist file name grammar",
+            PYPI,
+            (
+                "hard_pkg.tar.gz".into(),
+                Dist::new("hard-pkg", "2.0").sdist().1,
+            ),
+            400,
+            "file name",
+        ),
+        case(
+            "sparse member in an sdist",
+            PYPI,
+            sdist_with(|b| {
+                raw_entry(
+                    b,
+                    "hard_pkg-2.0/holes",
+                    tar::EntryType::GNUSparse,
+                    None,
+                    b"",
+                )
+            }),
+            400,
+            "sparse",
+        ),
+        case(
+            "tar bomb",
+            PYPI,
+            sdist_with(|b| {
+                let zeros = vec![0u8; 80 << 20];
+                raw_entry(
+                    b,
+                    "hard_pkg-2.0/zeros",
+                    tar::EntryType::Regular,
+                    None,
+                    &zeros,
+                );
+            }),
+            400,
+            "decompression bomb",
+        ),
+        case(
             "sdist without PKG-INFO",
             PYPI,
             {
@@ -649,6 +690,15 @@ fn corpus() -> Vec<Case> {
             ),
             400,
             "version",
+        ),
+        case(
+            "Package field with a continuation line",
+            APT,
+            deb_control(
+                "Package: hard-tool\n evil\nVersion: 1.0\nArchitecture: amd64\nDescription: d\n",
+            ),
+            400,
+            "package name",
         ),
         case(
             "control sets Filename",
