@@ -12,11 +12,13 @@ use tempfile::TempDir;
 /// The folder the workspace's binaries are built into (next to this test executable).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target profile folder")
-        .to_path_buf()
+    // target/<profile>/deps/e2e-<hash> (tests) or target/<profile>/bench → target/<profile>
+    let dir = exe.parent().expect("target profile folder");
+    if dir.ends_with("deps") {
+        dir.parent().expect("target profile folder").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// A binary of the workspace, which `cargo test --workspace` builds before running tests.

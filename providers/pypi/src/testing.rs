@@ -163,8 +163,23 @@ impl Dist {
 
 /// A zip archive of `members`, deflated.
 pub fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    zip_with(members, zip::CompressionMethod::Deflated)
+}
+
+/// A zip archive of `members`, stored uncompressed (fast to build for large members).
+pub fn zip_stored(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    zip_with(members, zip::CompressionMethod::Stored)
+}
+
+fn zip_with(members: &[(String, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = SimpleFileOptions::default()
+        .compression_method(method)
+        .large_file(
+            members
+                .iter()
+                .any(|(_, b)| b.len() as u64 >= u32::MAX as u64),
+        );
     for (n, b) in members {
         w.start_file(n.as_str(), opts).expect("zip entry");
         w.write_all(b).expect("zip write");
