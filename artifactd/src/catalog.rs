@@ -29,6 +29,9 @@ pub struct DbCatalog {
     repo_id: Option<i64>,
     overwrite: bool,
     uploader: String,
+    /// The generation read with the repo row at the start of the request, until this catalog
+    /// writes (reads then need no second query; `u64::MAX`: unknown).
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DbCatalog {
@@ -39,7 +42,22 @@ impl DbCatalog {
             repo_id,
             overwrite,
             uploader,
+            generation: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         }
+    }
+
+    /// Remembers the generation read with the repo row, for this request's reads.
+    pub fn with_generation(self, generation: i64) -> Self {
+        if let Ok(g) = u64::try_from(generation) {
+            self.generation
+                .store(g, std::sync::atomic::Ordering::Relaxed);
+        }
+        self
+    }
+
+    fn changed(&self) {
+        self.generation
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn repo_id(&self) -> Result<i64> {
@@ -101,6 +119,7 @@ impl DbCatalog {
 #[async_trait]
 impl Catalog for DbCatalog {
     async fn insert(&self, r: NewRecord) -> Result<InsertOutcome> {
+        self.changed();
         let repo_id = self.repo_id()?;
         let now = now_millis();
         let size = i64::try_from(r.size).map_err(|_| Error::invalid("The file is too large."))?;
@@ -211,6 +230,7 @@ impl Catalog for DbCatalog {
     }
 
     async fn delete(&self, scope: &str, path: &str) -> Result<bool> {
+        self.changed();
         let Some(repo_id) = self.repo_id else {
             return Ok(false);
         };
@@ -234,6 +254,7 @@ impl Catalog for DbCatalog {
     }
 
     async fn set_yanked(&self, scope: &str, path: &str, reason: Option<String>) -> Result<bool> {
+        self.changed();
         let Some(repo_id) = self.repo_id else {
             return Ok(false);
         };
@@ -259,6 +280,10 @@ impl Catalog for DbCatalog {
         let Some(repo_id) = self.repo_id else {
             return Ok(0);
         };
+        let known = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        if known != u64::MAX {
+            return Ok(known);
+        }
         let generation: Option<i64> = repo::Entity::find_by_id(repo_id)
             .select_only()
             .column(repo::Column::Generation)

@@ -121,7 +121,9 @@ impl Db {
             // outages answer 503 (see `http::error`).
             .acquire_timeout(Duration::from_secs(5))
             .idle_timeout(Duration::from_secs(300))
-            .test_before_acquire(true)
+            // A network database may have dropped a pooled connection (restart, failover);
+            // SQLite is a local file, where the check would only add a round trip per query.
+            .test_before_acquire(!url.starts_with("sqlite:"))
             .sqlx_logging(false);
         let conn = Database::connect(opts)
             .await

@@ -111,7 +111,8 @@ impl AppState {
             row.map(|r| r.id),
             settings.overwrite,
             principal.label(),
-        );
+        )
+        .with_generation(row.map_or(-1, |r| r.generation));
         RepoContext::new(
             name,
             format!("{base}/repo/{kind}/{name}/"),
