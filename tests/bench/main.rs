@@ -4,7 +4,7 @@
 //! fdatasync), on data generated here. Prints a table with ratios and writes it as JSON and CSV.
 //!
 //! `cargo run --release -p artifactd-tests --bin bench` (N = 100, 1,000, 10,000; 10 s per load
-//! point) or `-- --quick` (N = 100, 3 s per point, as CI runs it). Peers come from Debian's
+//! point; `-- --n 100,1000` picks sizes) or `-- --quick` (N = 100, 3 s per point, as CI runs it). Peers come from Debian's
 //! packages (nginx-light, wrk, reprepro, aptly) and PyPI (pypiserver), installed when missing.
 
 use std::fmt::Write as _;
@@ -35,6 +35,7 @@ struct Report {
 }
 
 impl Report {
+    #[allow(clippy::too_many_arguments)] // One argument per column of the table.
     fn add(
         &mut self,
         group: &str,
@@ -289,12 +290,19 @@ fn timed(f: impl FnOnce()) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let ns: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--n")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
     let cfg = Config {
-        ns: if quick {
-            vec![100]
-        } else {
-            vec![100, 1_000, 10_000]
-        },
+        ns: ns.unwrap_or_else(|| {
+            if quick {
+                vec![100]
+            } else {
+                vec![100, 1_000, 10_000]
+            }
+        }),
         secs: if quick { 3 } else { 10 },
         large: if quick { 20 << 20 } else { 200 << 20 },
         huge: if quick { 64 << 20 } else { 1 << 30 },

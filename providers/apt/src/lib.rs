@@ -28,6 +28,7 @@ use artifactd_plugin_api::{
 };
 
 pub use deb::{Control, control_text, parse_control, valid_package_name, valid_version};
+pub use index::stanza;
 
 /// The URL segment and `provider=` value.
 pub const KIND: &str = "apt";

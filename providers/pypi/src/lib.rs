@@ -36,6 +36,7 @@ use sha2::Digest as _;
 
 pub use names::{normalize, parse_filename};
 pub use negotiate::{Format, negotiate};
+pub use simple::{project as render_project_page, root as render_root_page};
 pub use version::{Version, canonical as canonical_version};
 
 use metadata::Metadata;
