@@ -64,17 +64,21 @@ fn start_in(dir: &std::path::Path) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start artifactd");
+    let addr = listening(&mut child);
+    (child, addr)
+}
+
+/// The address in the first line a started server prints (`… http://ADDR`).
+fn listening(child: &mut std::process::Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("listening line");
-    let addr = line
-        .trim()
+    line.trim()
         .rsplit("http://")
         .next()
         .expect("address")
-        .to_owned();
-    (child, addr)
+        .to_owned()
 }
 
 #[test]
@@ -292,17 +296,8 @@ fn the_docker_image_builds_the_tested_binary_and_starts_with_its_environment() {
         cmd.env("DATABASE_URL", url);
     }
     let mut child = cmd.spawn().expect("start the image's binary");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .expect("address")
-        .to_owned();
-    assert!(get(&addr, "/healthz").ends_with("ok\n"), "{line}");
+    let addr = listening(&mut child);
+    assert!(get(&addr, "/healthz").ends_with("ok\n"), "{addr}");
     let _ = child.kill();
     let _ = child.wait();
     assert!(

@@ -281,6 +281,13 @@ fn apt_root(root: &Path, url: &str, dist: &str, key: &Path) -> Apt {
     apt
 }
 
+/// The median of three runs of `f` (given the round number), for client timings.
+fn median_of_3(mut f: impl FnMut(usize) -> f64) -> f64 {
+    let mut t = [f(0), f(1), f(2)];
+    t.sort_by(f64::total_cmp);
+    t[1]
+}
+
 fn timed(f: impl FnOnce()) -> f64 {
     let started = Instant::now();
     f();
@@ -400,19 +407,30 @@ fn limits(rep: &mut Report, scratch: &Path, bytes: u64) {
     );
 }
 
-/// One wheel with an incompressible member of `size` bytes, stored (not deflated).
-fn big_wheel(path: &Path, size: u64) -> String {
-    let name = "bench_big-1.0-py3-none-any.whl".to_owned();
-    let mut members = Dist::new("bench-big", "1.0").wheel_members();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut blob = vec![0u8; usize::try_from(size).unwrap_or(0)];
-    for chunk in blob.chunks_mut(8) {
+/// `size` incompressible bytes (xorshift64 from `seed`).
+fn noise(size: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = vec![0u8; usize::try_from(size).unwrap_or(0)];
+    for chunk in out.chunks_mut(8) {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
     }
-    members.insert(0, ("bench_big/blob.bin".to_owned(), blob));
+    out
+}
+
+/// One wheel with an incompressible member of `size` bytes, stored (not deflated).
+fn big_wheel(path: &Path, size: u64) -> String {
+    let name = "bench_big-1.0-py3-none-any.whl".to_owned();
+    let mut members = Dist::new("bench-big", "1.0").wheel_members();
+    members.insert(
+        0,
+        (
+            "bench_big/blob.bin".to_owned(),
+            noise(size, 0x9E37_79B9_7F4A_7C15),
+        ),
+    );
     std::fs::write(
         path.join(&name),
         artifactd_pypi::testing::zip_stored(&members),
@@ -424,14 +442,7 @@ fn big_wheel(path: &Path, size: u64) -> String {
 fn big_deb(path: &Path, size: u64) -> String {
     let control = "Package: bench-huge\nVersion: 1.0\nArchitecture: amd64\nMaintainer: b <b@example.invalid>\nDescription: big\n";
     let ctl = artifactd_apt::testing::gzip(&tar_of(&[("./control", control.as_bytes())]));
-    let mut data = vec![0u8; usize::try_from(size).unwrap_or(0)];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    for chunk in data.chunks_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-    }
+    let data = noise(size, 0x2545_F491_4F6C_DD1D);
     let data_tar = tar_of(&[("./usr/share/bench-huge/blob", &data)]);
     drop(data);
     let name = "bench-huge_1.0_amd64.deb".to_owned();
@@ -710,14 +721,16 @@ fn pypi(rep: &mut Report, cfg: &Config, n: usize, data: &Data, venv: &Path, scra
         ("artifactd", s.url("/repo/pypi/seq/simple/")),
         ("nginx", format!("{nginx_url}/simple/")),
     ] {
-        let target = scratch.join(format!("uv-{subject}-{n}"));
-        let secs = timed(|| {
-            sh(Command::new(venv.join("bin/uv"))
-                .args(["pip", "install", "--no-cache", "--quiet", "--target"])
-                .arg(&target)
-                .args(["--index-url", &index])
-                .args(&wanted)
-                .env("UV_NO_CONFIG", "1"));
+        let secs = median_of_3(|round| {
+            let target = scratch.join(format!("uv-{subject}-{n}-{round}"));
+            timed(|| {
+                sh(Command::new(venv.join("bin/uv"))
+                    .args(["pip", "install", "--no-cache", "--quiet", "--target"])
+                    .arg(&target)
+                    .args(["--index-url", &index])
+                    .args(&wanted)
+                    .env("UV_NO_CONFIG", "1"));
+            })
         });
         rep.add(
             "client",
@@ -929,16 +942,24 @@ fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
         "stable",
         &pubkey,
     );
-    // Cold update first (the client-time measurement), then the publish-one runs.
-    let cold_ours = timed(|| {
-        apt_ours.update();
-    });
-    let cold_rr = timed(|| {
-        apt_rr.update();
-    });
-    let _ = timed(|| {
-        apt_ap.update();
-    });
+    // Cold updates first (the client-time measurement, median of 3 with the lists emptied),
+    // then the publish-one runs.
+    let cold = |apt: &Apt| {
+        median_of_3(|_| {
+            let lists = apt.root().join("var/lib/apt/lists");
+            for e in std::fs::read_dir(&lists).into_iter().flatten().flatten() {
+                if e.path().is_file() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            timed(|| {
+                apt.update();
+            })
+        })
+    };
+    let cold_ours = cold(&apt_ours);
+    let cold_rr = cold(&apt_rr);
+    apt_ap.update();
     rep.add(
         "client",
         "apt-get update (cold)",

@@ -389,22 +389,15 @@ fn sigkill_during_uploads_loses_nothing_committed() {
             .into();
         for n in 0..400 {
             let (f, b) = Deb::new("crashy", &format!("1.{n}"), "amd64").build();
-            let boundary = "k1ll";
-            let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{f}\"\r\n\r\n").into_bytes();
-            body.extend_from_slice(&b);
-            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-            let sent = agent
-                .post(format!(
-                    "http://{addr}/addpkg?provider=apt&reponame=crash&dist=stable"
-                ))
-                .header("Authorization", format!("Bearer {token}"))
-                .header(
-                    "Content-Type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                )
-                .send(&body[..]);
-            match sent {
-                Ok(r) if r.status().as_u16() == 201 => {
+            match artifactd_tests::addpkg_raw(
+                &agent,
+                &addr,
+                &token,
+                "provider=apt&reponame=crash&dist=stable",
+                &f,
+                &b,
+            ) {
+                Some(201) => {
                     if tx.send(f).is_err() {
                         return;
                     }

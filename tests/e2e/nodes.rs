@@ -132,23 +132,15 @@ fn upload_until_failure(
             ),
         ];
         for (query, (f, b)) in files {
-            let boundary = "n0d3";
-            let mut body = format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{f}\"\r\n\r\n"
-            )
-            .into_bytes();
-            body.extend_from_slice(&b);
-            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-            let sent = agent
-                .post(format!("http://{addr}/addpkg?provider={query}"))
-                .header("Authorization", format!("Bearer {token}"))
-                .header(
-                    "Content-Type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                )
-                .send(&body[..]);
-            match sent {
-                Ok(r) if r.status().as_u16() == 201 => {
+            match artifactd_tests::addpkg_raw(
+                &agent,
+                addr,
+                token,
+                &format!("provider={query}"),
+                &f,
+                &b,
+            ) {
+                Some(201) => {
                     if acks.send((node, f)).is_err() {
                         return;
                     }

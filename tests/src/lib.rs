@@ -1180,6 +1180,35 @@ pub fn output_dir(area: &str) -> PathBuf {
     dir
 }
 
+/// One `/addpkg` upload on its own agent, for threads that outlive a [`Server`] borrow (a node
+/// killed mid-stream): the status, or `None` when the connection failed.
+pub fn addpkg_raw(
+    agent: &ureq::Agent,
+    addr: &str,
+    token: &str,
+    query: &str,
+    filename: &str,
+    bytes: &[u8],
+) -> Option<u16> {
+    let boundary = "r4wupl0ad";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{filename}\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    agent
+        .post(format!("http://{addr}/addpkg?{query}"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send(&body[..])
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
 /// A loopback TCP proxy in front of a service (a database), which a test can cut and restore
 /// like a service restart: `stop` refuses new connections and drops every open one.
 #[derive(Debug)]

@@ -52,7 +52,8 @@ struct Inner {
     config: Config,
     pages: pages::Pages,
     tmp_dir: PathBuf,
-    index_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per repo: the publish lock, holding what the last publishes covered.
+    index_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Published>>>>,
     keys: Arc<KeyCache>,
 }
 
@@ -293,6 +294,17 @@ impl AppState {
         Ok(deleted)
     }
 
+    async fn generation_of(&self, repo_id: i64) -> Result<i64, ApiError> {
+        use sea_orm::{EntityTrait as _, QuerySelect as _};
+        let g: Option<i64> = repo::Entity::find_by_id(repo_id)
+            .select_only()
+            .column(repo::Column::Generation)
+            .into_tuple()
+            .one(self.inner.db.conn())
+            .await?;
+        Ok(g.unwrap_or(0))
+    }
+
     /// Runs a provider's index hook, one at a time per repo.
     async fn reindex(
         &self,
@@ -309,7 +321,23 @@ impl AppState {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             locks.entry(repo_id).or_default().clone()
         };
-        let _guard = lock.lock().await;
+        // The change that asked for this publish is committed: the generation now is at least
+        // its own. Concurrent uploads queue on the lock; a publish that read the catalog after
+        // their commits covers them, and they return without publishing again.
+        let needed = self.generation_of(repo_id).await?;
+        let mut published = lock.lock().await;
+        let scopes: Option<Vec<String>> = match &scope {
+            IndexScope::Scopes(s) => Some(s.clone()),
+            _ => None,
+        };
+        if let Some(scopes) = &scopes
+            && scopes
+                .iter()
+                .all(|s| published.covered.get(s).is_some_and(|g| *g >= needed))
+        {
+            return Ok(());
+        }
+        let reading_at = self.generation_of(repo_id).await?;
         let started = Instant::now();
         // Across nodes sharing one database, a lock row per repo serializes publishing: each
         // publisher reads the catalog only after the previous one finished, so no index misses
@@ -346,9 +374,24 @@ impl AppState {
         // The catalog change bumped the generation before this publish; bump it again now that
         // the published files are in place, so that every node drops what it cached in between.
         crate::catalog::bump(conn, repo_id, 0, 0, None).await?;
+        match scopes {
+            Some(scopes) => {
+                for s in scopes {
+                    published.covered.insert(s, reading_at);
+                }
+            }
+            None => published.covered.clear(),
+        }
         tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
         Ok(())
     }
+}
+
+/// Per record scope, the repo generation that the last completed publish of this node read the
+/// catalog at: a change committed at or before it is already published.
+#[derive(Debug, Default)]
+struct Published {
+    covered: HashMap<String, i64>,
 }
 
 /// The router with every route and middleware.
@@ -412,7 +455,11 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
 /// Gives every request body an idle timeout: a body that sends nothing for the configured
 /// time fails with a timed-out I/O error, which the upload reader answers with 408.
 async fn body_timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::body::HttpBody as _;
     use futures_util::StreamExt as _;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     let timeout = st.read_timeout();
     let (parts, body) = req.into_parts();
     let stream = futures_util::stream::unfold(Some(body.into_data_stream()), move |s| async move {

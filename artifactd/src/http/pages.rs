@@ -672,6 +672,22 @@ fn same_origin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The repo a form post acts on: the post must come from this server's pages and the caller
+/// needs `need` on the repo.
+async fn form_target(
+    st: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    kind: &str,
+    name: &str,
+    need: Scope,
+) -> Result<(DynProvider, repo::Model, RepoContext), ApiError> {
+    same_origin(st, headers)?;
+    let (provider, row, cx) = open_repo(st, auth, headers, kind, name).await?;
+    st.authorize(auth, Some((kind, name)), settings_of(&row).private, need)?;
+    Ok((provider, row, cx))
+}
+
 #[derive(Deserialize)]
 pub struct PackageForm {
     /// Empty or absent: every version.
@@ -692,14 +708,8 @@ pub async fn delete_post(
 ) -> Response {
     let r = async {
         let Form(form) = form?;
-        same_origin(&st, &headers)?;
-        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
-        st.authorize(
-            &auth,
-            Some((&kind, &name)),
-            settings_of(&row).private,
-            Scope::Admin,
-        )?;
+        let (provider, row, cx) =
+            form_target(&st, &auth, &headers, &kind, &name, Scope::Admin).await?;
         let version = form.version.filter(|v| !v.is_empty());
         let records: Vec<FileRecord> = cx
             .catalog
@@ -742,14 +752,8 @@ pub async fn yank_post(
 ) -> Response {
     let r = async {
         let Form(form) = form?;
-        same_origin(&st, &headers)?;
-        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
-        st.authorize(
-            &auth,
-            Some((&kind, &name)),
-            settings_of(&row).private,
-            Scope::Write,
-        )?;
+        let (provider, row, cx) =
+            form_target(&st, &auth, &headers, &kind, &name, Scope::Write).await?;
         if !provider.repo_view(&cx).await?.yank {
             return Err(ApiError::bad_request(format!(
                 "{kind} repos do not support yanking."

@@ -12,6 +12,9 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::error::ApiError;
 
+/// Bytes of an upload written between two background flushes to disk.
+const WRITEBACK_BYTES: u64 = 64 << 20;
+
 /// Text fields may not exceed this many bytes each.
 const MAX_FIELD_BYTES: usize = 1 << 20;
 /// Nor this many in all.
@@ -134,9 +137,16 @@ pub async fn spool(
                     .tempfile_in(tmp_dir)
                     .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
                 let (std_file, temp) = named.into_parts();
+                let syncer = std_file
+                    .try_clone()
+                    .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
                 let mut file = tokio::fs::File::from_std(std_file);
                 let mut hasher = Sha256::new();
                 let mut size = 0u64;
+                // Large files are flushed to disk while they arrive, so that the final
+                // fdatasync (the file is durable before it is acknowledged) has little left.
+                let mut unsynced = 0u64;
+                let mut writeback: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
                 while let Some(chunk) = field
                     .chunk()
                     .await
@@ -149,6 +159,21 @@ pub async fn spool(
                     hasher.update(&chunk);
                     file.write_all(&chunk)
                         .await
+                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
+                    unsynced += chunk.len() as u64;
+                    if unsynced >= WRITEBACK_BYTES
+                        && writeback.as_ref().is_none_or(|w| w.is_finished())
+                    {
+                        let f = syncer.try_clone().map_err(|e| {
+                            ApiError::internal("cannot write the temporary file", e)
+                        })?;
+                        writeback = Some(tokio::task::spawn_blocking(move || f.sync_data()));
+                        unsynced = 0;
+                    }
+                }
+                if let Some(w) = writeback {
+                    w.await
+                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?
                         .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
                 }
                 file.flush()

@@ -1,4 +1,4 @@
-//! Publishing a dist: `Packages` (plain, `.gz`, `.xz`) per component and architecture, written
+//! Publishing a dist: `Packages` (plain and `.gz`) per component and architecture, written
 //! under `by-hash/SHA256/` names before the signed `Release` that lists them; the dist's state
 //! (Release, InRelease, Release.gpg and the name → by-hash map) is switched in one write, last.
 //!
@@ -68,14 +68,12 @@ pub fn stanza(r: &FileRecord) -> String {
     )
 }
 
-fn compress(text: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+/// `Packages.gz`. No `.xz`: apt reads gzip as well, and xz (preset 6) took ten times as long as
+/// everything else in a publish of a large dist.
+fn compress(text: &[u8]) -> Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(text)?;
-    let gz = gz.finish()?;
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    xz.write_all(text)?;
-    let xz = xz.finish()?;
-    Ok((gz, xz))
+    Ok(gz.finish()?)
 }
 
 /// Regenerates and signs one dist.
@@ -128,7 +126,7 @@ pub async fn publish(cx: &RepoContext, dist: &str) -> Result<()> {
                 .and_then(Value::as_str)
                 == Some(sha.as_str());
             if unchanged {
-                for suffix in ["", ".gz", ".xz"] {
+                for suffix in ["", ".gz"] {
                     let name = format!("{rel}{suffix}");
                     if let Some(v) = prev_files.get(&name) {
                         files.insert(name, v.clone());
@@ -136,8 +134,8 @@ pub async fn publish(cx: &RepoContext, dist: &str) -> Result<()> {
                 }
                 continue;
             }
-            let (gz, xz) = compress(&text)?;
-            for (suffix, body) in [("", text), (".gz", gz), (".xz", xz)] {
+            let gz = compress(&text)?;
+            for (suffix, body) in [("", text), (".gz", gz)] {
                 let digest = hex(&sha2::Sha256::digest(&body));
                 let blob = format!("dists/{dist}/{comp}/binary-{a}/by-hash/SHA256/{digest}");
                 let size = body.len();

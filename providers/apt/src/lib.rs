@@ -2,7 +2,7 @@
 //!
 //! URLs below `/repo/apt/<repo>/` (the repo root is the `deb` line's URI):
 //! - `dists/<dist>/InRelease`, `Release`, `Release.gpg`: signed with the repo's own key;
-//! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz|.xz]` and their `by-hash/SHA256/…`;
+//! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz]` and their `by-hash/SHA256/…`;
 //! - `pool/<component>/<prefix>/<source>/<file>.deb`: the packages;
 //! - `pubkey` (armored), `pubkey.gpg` (binary keyring), `dists/<dist>/install` (set-up script);
 //! - `` and `dists/<dist>/`: HTML listings.
@@ -595,7 +595,7 @@ mod tests {
             "{release}"
         );
         assert!(
-            release.contains("main/binary-amd64/Packages.xz"),
+            release.contains("main/binary-amd64/Packages.gz"),
             "{release}"
         );
         let (_, packages) = host
