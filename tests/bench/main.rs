@@ -266,6 +266,30 @@ fn upload_all(s: &Server, query: &str, dir: &Path, files: &[String], threads: us
     started.elapsed()
 }
 
+/// Uploads `files` sequentially into repo `seq` and with 8 clients into repo `par`.
+fn upload_both(
+    rep: &mut Report,
+    s: &Server,
+    what: &str,
+    query: &str,
+    dir: &Path,
+    files: &[String],
+    n: usize,
+) {
+    for (label, repo, threads) in [("sequential", "seq", 1), ("8 concurrent", "par", 8)] {
+        let t = upload_all(s, &query.replace("REPO", repo), dir, files, threads);
+        rep.add(
+            "upload",
+            &format!("N {what}, {label}"),
+            n,
+            "artifactd",
+            t.as_secs_f64(),
+            "s",
+            format!("{:.0} files/s", n as f64 / t.as_secs_f64()),
+        );
+    }
+}
+
 /// An apt root pointed at `url` (signed with the key at `key`).
 fn apt_root(root: &Path, url: &str, dist: &str, key: &Path) -> Apt {
     let apt = Apt::new(root, &["amd64"]);
@@ -530,37 +554,14 @@ fn large_files(rep: &mut Report, scratch: &Path, cfg: &Config) {
 fn pypi(rep: &mut Report, cfg: &Config, n: usize, data: &Data, venv: &Path, scratch: &Path) {
     let s = Server::start_with(Options::default());
     let wheels_dir = data.dir.join("wheels");
-    let seq = upload_all(
+    upload_both(
+        rep,
         &s,
-        "provider=pypi&reponame=seq",
+        "wheels",
+        "provider=pypi&reponame=REPO",
         &wheels_dir,
         &data.wheels,
-        1,
-    );
-    rep.add(
-        "upload",
-        "N wheels, sequential",
         n,
-        "artifactd",
-        seq.as_secs_f64(),
-        "s",
-        format!("{:.0} files/s", n as f64 / seq.as_secs_f64()),
-    );
-    let par = upload_all(
-        &s,
-        "provider=pypi&reponame=par",
-        &wheels_dir,
-        &data.wheels,
-        8,
-    );
-    rep.add(
-        "upload",
-        "N wheels, 8 concurrent",
-        n,
-        "artifactd",
-        par.as_secs_f64(),
-        "s",
-        format!("{:.0} files/s", n as f64 / par.as_secs_f64()),
     );
 
     // The same pages as static files for nginx: the root and the first project, and the files.
@@ -777,37 +778,14 @@ fn gpg_key(scratch: &Path) -> (PathBuf, String) {
 fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
     let debs_dir = data.dir.join("debs");
     let s = Server::start_with(Options::default());
-    let seq = upload_all(
+    upload_both(
+        rep,
         &s,
-        "provider=apt&reponame=seq&dist=stable",
+        "debs",
+        "provider=apt&reponame=REPO&dist=stable",
         &debs_dir,
         &data.debs,
-        1,
-    );
-    rep.add(
-        "upload",
-        "N debs, sequential",
         n,
-        "artifactd",
-        seq.as_secs_f64(),
-        "s",
-        format!("{:.0} files/s", n as f64 / seq.as_secs_f64()),
-    );
-    let par = upload_all(
-        &s,
-        "provider=apt&reponame=par&dist=stable",
-        &debs_dir,
-        &data.debs,
-        8,
-    );
-    rep.add(
-        "upload",
-        "N debs, 8 concurrent",
-        n,
-        "artifactd",
-        par.as_secs_f64(),
-        "s",
-        format!("{:.0} files/s", n as f64 / par.as_secs_f64()),
     );
 
     // reprepro and aptly on the same debs, signed with a generated key, served by nginx.

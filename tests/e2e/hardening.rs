@@ -129,6 +129,26 @@ fn deb_members(members: &[(&str, &[u8])]) -> (String, Vec<u8>) {
 
 const CONTROL: &str = "Package: hard-tool\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.invalid>\nDescription: d\n";
 
+/// A .deb whose control.tar holds `./control` and what `f` adds.
+fn deb_with_control_entry(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (String, Vec<u8>) {
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(
+        &mut b,
+        "./control",
+        tar::EntryType::Regular,
+        None,
+        CONTROL.as_bytes(),
+    );
+    f(&mut b);
+    let ctl = gzip(&b.into_inner().expect("tar"));
+    let data = gzip(&tar_of(&[("./usr/share/doc/x", b"x")]));
+    deb_members(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &ctl),
+        ("data.tar.gz", &data),
+    ])
+}
+
 fn control_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     gzip(&tar_of(files))
 }
@@ -745,50 +765,24 @@ fn corpus() -> Vec<Case> {
         case(
             "symlink in control.tar",
             APT,
-            {
-                let mut b = tar::Builder::new(Vec::new());
+            deb_with_control_entry(|b| {
                 raw_entry(
-                    &mut b,
-                    "./control",
-                    tar::EntryType::Regular,
-                    None,
-                    CONTROL.as_bytes(),
-                );
-                raw_entry(
-                    &mut b,
+                    b,
                     "./postinst",
                     tar::EntryType::Symlink,
                     Some("/bin/sh"),
                     b"",
                 );
-                deb_members(&[
-                    ("debian-binary", b"2.0\n"),
-                    ("control.tar.gz", &gzip(&b.into_inner().expect("tar"))),
-                    ("data.tar.gz", &data),
-                ])
-            },
+            }),
             400,
             "not a regular file",
         ),
         case(
             ".. in control.tar",
             APT,
-            {
-                let mut b = tar::Builder::new(Vec::new());
-                raw_entry(
-                    &mut b,
-                    "./control",
-                    tar::EntryType::Regular,
-                    None,
-                    CONTROL.as_bytes(),
-                );
-                raw_entry(&mut b, "../../evil", tar::EntryType::Regular, None, b"x");
-                deb_members(&[
-                    ("debian-binary", b"2.0\n"),
-                    ("control.tar.gz", &gzip(&b.into_inner().expect("tar"))),
-                    ("data.tar.gz", &data),
-                ])
-            },
+            deb_with_control_entry(|b| {
+                raw_entry(b, "../../evil", tar::EntryType::Regular, None, b"x");
+            }),
             400,
             "outside its folder",
         ),

@@ -81,7 +81,7 @@ impl Version {
     /// Parses a PEP 440 version (case-insensitive, an optional leading `v`).
     pub fn parse(input: &str) -> Option<Self> {
         let lower = input.trim().to_ascii_lowercase();
-        if lower.is_empty() || lower.len() > 128 {
+        if lower.is_empty() || lower.len() > MAX_VERSION_LEN {
             return None;
         }
         let s = lower.strip_prefix('v').unwrap_or(&lower);
@@ -213,12 +213,32 @@ impl Ord for Version {
 
 /// The canonical form of `v`, if it is a valid version.
 pub fn canonical(v: &str) -> Option<String> {
-    Version::parse(v).map(|v| v.canonical())
+    // The canonical form can be longer than what was written ("1-2" is "1.post2"); it must
+    // itself be a version, within the same length bound.
+    Version::parse(v)
+        .map(|v| v.canonical())
+        .filter(|c| c.len() <= MAX_VERSION_LEN)
 }
+
+/// Longest version accepted, as written and in canonical form.
+const MAX_VERSION_LEN: usize = 128;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `names` fuzz target: a 128-character version whose canonical form is
+    /// longer was canonicalized to something that is not a version.
+    #[test]
+    fn canonical_forms_stay_versions() {
+        let long = format!("2-20+e.tar-pkgk{}g.egg", "Z".repeat(108));
+        assert_eq!(long.len(), 128);
+        assert_eq!(canonical(&long), None);
+        for v in ["1-2", "1.0-post-3", "1!2.0rc1-4"] {
+            let c = canonical(v).expect("version");
+            assert_eq!(canonical(&c).as_deref(), Some(c.as_str()), "{v}");
+        }
+    }
 
     #[test]
     fn canonical_forms() {
