@@ -557,22 +557,22 @@ async fn list_packages(
         &st.base_url(&headers),
     );
     let needle = q.q.unwrap_or_default().to_ascii_lowercase();
-    let packages: Vec<Value> = super::browse::packages(&cx, &needle)
-        .await?
-        .into_iter()
-        .map(|p| {
-            json!({
-                "name": p.name,
-                "key": p.key,
-                "latest": p.latest,
-                "versions": p.versions,
-                "files": p.files,
-                "size": p.size,
-                "last_upload": artifactd_plugin_api::time::rfc3339_millis(p.last_upload),
-                "summary": p.summary,
+    let packages: Vec<Value> =
+        super::browse::packages(cx.catalog.list(ListQuery::all()).await?, &needle)
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "key": p.key,
+                    "latest": p.latest,
+                    "versions": p.versions,
+                    "files": p.files,
+                    "size": p.size,
+                    "last_upload": artifactd_plugin_api::time::rfc3339_millis(p.last_upload),
+                    "summary": p.summary,
+                })
             })
-        })
-        .collect();
+            .collect();
     let total = packages.len();
     let per_page = q.per_page.unwrap_or(50);
     let page = q.page.unwrap_or(1);

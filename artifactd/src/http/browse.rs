@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use artifactd_plugin_api::{FileRecord, ListQuery, RepoContext};
+use artifactd_plugin_api::FileRecord;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,12 +24,9 @@ pub struct PackageRow {
     pub summary: Option<String>,
 }
 
-/// The packages of a repo whose key or name contains `needle` (lower case; empty: all), by key.
-///
-/// # Errors
-/// Catalog failures.
-pub async fn packages(cx: &RepoContext, needle: &str) -> Result<Vec<PackageRow>, ApiError> {
-    let mut files = cx.catalog.list(ListQuery::all()).await?;
+/// The packages among a repo's `files` whose key or name contains `needle` (lower case; empty:
+/// all), by key.
+pub fn packages(mut files: Vec<FileRecord>, needle: &str) -> Vec<PackageRow> {
     files.sort_by(|x, y| x.key.cmp(&y.key).then(x.uploaded_at.cmp(&y.uploaded_at)));
     let mut rows = Vec::new();
     for group in files.chunk_by(|x, y| x.key == y.key) {
@@ -56,7 +53,7 @@ pub async fn packages(cx: &RepoContext, needle: &str) -> Result<Vec<PackageRow>,
                 .map(str::to_owned),
         });
     }
-    Ok(rows)
+    rows
 }
 
 /// A package's files grouped by version, newest upload first.

@@ -395,8 +395,13 @@ pub async fn repo_page(
         let Query(f) = f?;
         let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
         let q = f.q.unwrap_or_default();
-        let packages: Vec<Value> = browse::packages(&cx, &q.trim().to_ascii_lowercase())
-            .await?
+        // One read of the catalog serves the scope list and the package list.
+        let files = cx.catalog.list(ListQuery::all()).await?;
+        let mut scopes: BTreeMap<String, usize> = BTreeMap::new();
+        for r in files.iter().filter(|r| !r.scope.is_empty()) {
+            *scopes.entry(r.scope.clone()).or_default() += 1;
+        }
+        let packages: Vec<Value> = browse::packages(files, &q.trim().to_ascii_lowercase())
             .into_iter()
             .map(|p| {
                 context! {
@@ -417,12 +422,6 @@ pub async fn repo_page(
                 Default::default()
             }
         };
-        let mut scopes: BTreeMap<String, usize> = BTreeMap::new();
-        for r in cx.catalog.list(ListQuery::all()).await? {
-            if !r.scope.is_empty() {
-                *scopes.entry(r.scope).or_default() += 1;
-            }
-        }
         let scopes: Vec<Value> = scopes
             .into_iter()
             .map(|(s, n)| context! { href => format!("{}-/{}/", repo_href(&kind, &name), url_segment(&s)), name => s, files => n })
