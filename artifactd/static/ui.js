@@ -21,8 +21,18 @@
       if (!el) { return; }
       var text = el.textContent;
       if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(text).then(function () { copied(button); },
-          function () { select(el); copied(button); });
+        // A browser that neither grants nor refuses the write within a second gets the
+        // selection fallback, so the button always answers.
+        var settled = false;
+        var settle = function (ok) {
+          if (settled) { return; }
+          settled = true;
+          if (!ok) { select(el); }
+          copied(button);
+        };
+        setTimeout(function () { settle(false); }, 1000);
+        navigator.clipboard.writeText(text).then(function () { settle(true); },
+          function () { settle(false); });
       } else {
         select(el);
         copied(button);

@@ -210,9 +210,10 @@ fn every_page_renders_escapes_and_fits() {
         true
     );
     browser.click("button.copy");
-    assert_eq!(
-        browser.eval("return document.querySelector('button.copy').textContent;"),
-        "Copied"
+    // The clipboard write settles asynchronously; the label says so for 1.5 s.
+    browser.wait_for_eval(
+        "return document.querySelector('button.copy').textContent;",
+        serde_json::json!("Copied"),
     );
 
     // Without JavaScript the same content is in the HTML, and the copy buttons stay hidden.

@@ -1107,15 +1107,29 @@ impl Browser {
 
     /// Waits up to 10 s for the page text to contain `needle`; returns the text.
     pub fn wait_for_text(&self, needle: &str) -> String {
-        let mut text = String::new();
-        for _ in 0..100 {
-            text = self.text();
-            if text.contains(needle) {
-                return text;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let text = self.poll(|| Some(self.text()).filter(|t| t.contains(needle)));
+        text.unwrap_or_else(|| panic!("the page never showed {needle:?}:\n{}", self.text()))
+    }
+
+    /// Waits up to 10 s for `script` to return `expected` (for effects of asynchronous page
+    /// code, such as a clipboard write settling).
+    pub fn wait_for_eval(&self, script: &str, expected: serde_json::Value) {
+        if self
+            .poll(|| Some(()).filter(|()| self.eval(script) == expected))
+            .is_none()
+        {
+            panic!("{script} never returned {expected}: {}", self.eval(script));
         }
-        panic!("the page never showed {needle:?}:\n{text}");
+    }
+
+    fn poll<T>(&self, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+        for _ in 0..200 {
+            if let Some(v) = ready() {
+                return Some(v);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     fn click_by(&self, using: &str, css: &str) {
