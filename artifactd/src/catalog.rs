@@ -147,7 +147,7 @@ impl Catalog for DbCatalog {
             .map_err(db_err)?;
         match row.insert(&txn).await {
             Ok(m) => {
-                txn.commit().await.map_err(db_err)?;
+                self.db.commit(txn).await.map_err(db_err)?;
                 return Ok(InsertOutcome::Inserted(to_record(m)));
             }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -184,7 +184,7 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         let m = am.update(&txn).await.map_err(db_err)?;
-        txn.commit().await.map_err(db_err)?;
+        self.db.commit(txn).await.map_err(db_err)?;
         Ok(InsertOutcome::Replaced(to_record(m)))
     }
 
@@ -246,7 +246,7 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         if res.rows_affected == 1 {
-            txn.commit().await.map_err(db_err)?;
+            self.db.commit(txn).await.map_err(db_err)?;
         } else {
             txn.rollback().await.map_err(db_err)?;
         }
@@ -269,7 +269,7 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         if res.rows_affected > 0 {
-            txn.commit().await.map_err(db_err)?;
+            self.db.commit(txn).await.map_err(db_err)?;
         } else {
             txn.rollback().await.map_err(db_err)?;
         }

@@ -972,8 +972,8 @@ fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
         "add 1 package and republish",
         n,
         "artifactd",
-        ours,
-        "s",
+        ours * 1000.0,
+        "ms",
         format!("then apt-get update {ours_update:.2} s"),
     );
     let theirs = timed(|| {
@@ -991,8 +991,8 @@ fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
         "add 1 package and republish",
         n,
         "reprepro",
-        theirs,
-        "s",
+        theirs * 1000.0,
+        "ms",
         String::new(),
     );
     let theirs = timed(|| {
@@ -1006,8 +1006,8 @@ fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
         "add 1 package and republish",
         n,
         "aptly",
-        theirs,
-        "s",
+        theirs * 1000.0,
+        "ms",
         String::new(),
     );
 }

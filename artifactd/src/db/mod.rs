@@ -104,6 +104,64 @@ pub fn unreachable(e: &sea_orm::DbErr) -> bool {
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Repo rows kept between reads, for an embedded database only (see [`RowCache`]).
+    rows: Option<std::sync::Arc<RowCache>>,
+}
+
+/// How long a cached repo row may be used without being read again, whatever this process
+/// wrote: the bound for changes it cannot see (another process on the same SQLite file, a
+/// write whose request was cancelled while its commit was in flight).
+const ROW_TTL: Duration = Duration::from_secs(1);
+
+/// Repo rows of an embedded database, so that a read of a cached page or index makes no query.
+///
+/// A network database is shared by several nodes, and a read there always fetches the row: its
+/// generation is what tells this node that another one changed the repo. An SQLite file is
+/// written by this process, which invalidates the rows after every committed change
+/// ([`Db::repos_changed`]); rows are also read again after [`ROW_TTL`].
+#[derive(Debug, Default)]
+struct RowCache {
+    /// Bumped after every committed change of a repo row.
+    epoch: std::sync::atomic::AtomicU64,
+    /// provider → name → row.
+    rows: std::sync::RwLock<
+        std::collections::HashMap<String, std::collections::HashMap<String, Kept>>,
+    >,
+}
+
+/// A cached row with the epoch read before it was queried and when it was read.
+#[derive(Debug)]
+struct Kept {
+    epoch: u64,
+    at: std::time::Instant,
+    row: repo::Model,
+}
+
+impl RowCache {
+    fn get(&self, provider: &str, name: &str) -> Option<repo::Model> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let rows = self
+            .rows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let kept = rows.get(provider)?.get(name)?;
+        (kept.epoch == epoch && kept.at.elapsed() < ROW_TTL).then(|| kept.row.clone())
+    }
+
+    fn put(&self, epoch: u64, row: &repo::Model) {
+        let mut rows = self
+            .rows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rows.entry(row.provider.clone()).or_default().insert(
+            row.name.clone(),
+            Kept {
+                epoch,
+                at: std::time::Instant::now(),
+                row: row.clone(),
+            },
+        );
+    }
 }
 
 impl Db {
@@ -139,12 +197,57 @@ impl Db {
         Migrator::up(&conn, None)
             .await
             .map_err(DbStartError::Migrate)?;
-        Ok(Self { conn })
+        let rows = (conn.get_database_backend() == sea_orm::DbBackend::Sqlite)
+            .then(std::sync::Arc::default);
+        Ok(Self { conn, rows })
     }
 
     /// The connection (a pool).
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// Tells the repo row cache that a change of repo rows was committed. Every write of the
+    /// repo table calls this after its commit.
+    pub fn repos_changed(&self) {
+        if let Some(c) = &self.rows {
+            c.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// Commits `txn`, which changed a repo row, and tells the row cache.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn commit(&self, txn: sea_orm::DatabaseTransaction) -> Result<(), DbErr> {
+        let result = txn.commit().await;
+        self.repos_changed();
+        result
+    }
+
+    /// The repo `provider/name` for a read: from the row cache of an embedded database when
+    /// nothing changed since it was read, else as [`Db::repo`].
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn repo_for_read(
+        &self,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<repo::Model>, DbErr> {
+        let Some(cache) = &self.rows else {
+            return self.repo(provider, name).await;
+        };
+        if let Some(row) = cache.get(provider, name) {
+            return Ok(Some(row));
+        }
+        // The epoch before the query: a change committed meanwhile makes this entry stale.
+        let epoch = cache.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let row = self.repo(provider, name).await?;
+        if let Some(r) = &row {
+            cache.put(epoch, r);
+        }
+        Ok(row)
     }
 
     /// The repo `provider/name`, if it exists.
@@ -183,6 +286,7 @@ impl Db {
         };
         match new.insert(&self.conn).await {
             Ok(r) => {
+                self.repos_changed();
                 tracing::info!(provider, repo = name, "Created repo.");
                 Ok(r)
             }
@@ -250,4 +354,50 @@ impl Db {
 /// The settings stored with a repo (defaults when the JSON is unreadable).
 pub fn settings_of(r: &repo::Model) -> RepoSettings {
     serde_json::from_str(&r.settings).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Changes the repo's settings behind the cache's back, as another process would.
+    async fn set_behind(db: &Db, id: i64, settings: &str) {
+        repo::Entity::update_many()
+            .col_expr(
+                repo::Column::Settings,
+                sea_orm::sea_query::Expr::value(settings),
+            )
+            .filter(repo::Column::Id.eq(id))
+            .exec(db.conn())
+            .await
+            .expect("update");
+    }
+
+    #[tokio::test]
+    async fn sqlite_reads_keep_repo_rows_until_a_change_or_the_ttl() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Db::open(&url).await.expect("open");
+        assert!(db.repo_for_read("pypi", "r").await.expect("read").is_none());
+        let r = db.repo_or_create("pypi", "r").await.expect("create");
+        let first = db.repo_for_read("pypi", "r").await.expect("read");
+        assert_eq!(first.as_ref().map(|r| r.id), Some(r.id));
+
+        set_behind(&db, r.id, "{\"private\":true}").await;
+        let cached = db.repo_for_read("pypi", "r").await.expect("read");
+        assert_eq!(cached, first, "served from the cache");
+        assert_ne!(db.repo("pypi", "r").await.expect("read"), first);
+
+        db.repos_changed();
+        let fresh = db.repo_for_read("pypi", "r").await.expect("read");
+        assert_eq!(
+            fresh.map(|r| r.settings).as_deref(),
+            Some("{\"private\":true}")
+        );
+
+        set_behind(&db, r.id, "{}").await;
+        tokio::time::sleep(ROW_TTL + Duration::from_millis(50)).await;
+        let expired = db.repo_for_read("pypi", "r").await.expect("read");
+        assert_eq!(expired.map(|r| r.settings).as_deref(), Some("{}"));
+    }
 }

@@ -256,6 +256,7 @@ async fn put_settings(
         Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
     am.generation = Set(generation + 1);
     am.update(st.inner.db.conn()).await?;
+    st.inner.db.repos_changed();
     st.audit(
         &a,
         "settings",
@@ -466,6 +467,7 @@ async fn create_repo(
     am.settings =
         Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
     let row = am.update(st.inner.db.conn()).await?;
+    st.inner.db.repos_changed();
     st.audit(
         &a,
         "repo-create",
@@ -507,6 +509,7 @@ async fn delete_repo(
     repo::Entity::delete_by_id(row.id)
         .exec(st.inner.db.conn())
         .await?;
+    st.inner.db.repos_changed();
     st.inner.blobs.delete_derived(&provider, &name).await?;
     st.audit(
         &a,

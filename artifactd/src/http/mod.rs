@@ -55,6 +55,8 @@ struct Inner {
     /// Per repo: the publish lock, holding what the last publishes covered.
     index_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Published>>>>,
     keys: Arc<KeyCache>,
+    /// Small derived blobs read before, per repo generation.
+    memo: respond::BlobMemo,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
                 tmp_dir,
                 index_locks: Mutex::new(HashMap::new()),
                 keys: Arc::new(KeyCache::default()),
+                memo: respond::BlobMemo::default(),
             }),
         }
     }
@@ -181,7 +184,12 @@ impl AppState {
         name: &str,
         need: Scope,
     ) -> Result<repo::Model, ApiError> {
-        let row = self.inner.db.repo(kind, name).await?.ok_or_else(|| {
+        let row = if need == Scope::Read {
+            self.inner.db.repo_for_read(kind, name).await?
+        } else {
+            self.inner.db.repo(kind, name).await?
+        };
+        let row = row.ok_or_else(|| {
             ApiError::not_found(format!("There is no {kind} repo named {name:?}."))
         })?;
         self.authorize(auth, Some((kind, name)), settings_of(&row).private, need)?;
@@ -277,6 +285,7 @@ impl AppState {
                 crate::db::entities::repo::Entity::delete_by_id(row.id)
                     .exec(self.inner.db.conn())
                     .await?;
+                self.inner.db.repos_changed();
                 self.inner
                     .blobs
                     .delete_derived(&row.provider, &row.name)
@@ -374,6 +383,7 @@ impl AppState {
         // The catalog change bumped the generation before this publish; bump it again now that
         // the published files are in place, so that every node drops what it cached in between.
         crate::catalog::bump(conn, repo_id, 0, 0, None).await?;
+        self.inner.db.repos_changed();
         match scopes {
             Some(scopes) => {
                 for s in scopes {
@@ -612,7 +622,10 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                 req.headers(),
                 resp,
                 st.inner.blobs.store().as_ref(),
-                cx.blobs.as_ref(),
+                respond::Derived {
+                    store: cx.blobs.as_ref(),
+                    memo: Some((&st.inner.memo, row.id, row.generation)),
+                },
             )
             .await?;
             if cx.settings.private {
@@ -686,7 +699,10 @@ async fn repo_dispatch(State(st): State<AppState>, req: Request) -> Result<Respo
                 &parts.headers,
                 resp,
                 st.inner.blobs.store().as_ref(),
-                cx.blobs.as_ref(),
+                respond::Derived {
+                    store: cx.blobs.as_ref(),
+                    memo: None,
+                },
             )
             .await?;
             if resp.status().is_success() {

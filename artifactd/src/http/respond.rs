@@ -179,8 +179,75 @@ fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response 
     resp
 }
 
-/// Renders `resp` for a request with `method` and `req` headers. `derived` is the store the
-/// provider's [`BlobRef::Derived`] paths are relative to; `content` is the whole blob store.
+/// Derived blobs up to this size are kept in memory once read.
+const MEMO_MAX_BLOB: u64 = 2 << 20;
+/// The bytes all kept derived blobs may hold together.
+const MEMO_MAX_TOTAL: usize = 16 << 20;
+
+/// Small derived blobs (index files such as `Packages.gz`) in memory, per repo and path, under
+/// the repo generation they were read at. A provider writes derived blobs only while
+/// publishing, and the host bumps the generation after every publish, so an entry read at the
+/// generation a request sees holds what the store holds at that generation.
+#[derive(Debug, Default)]
+pub struct BlobMemo {
+    inner: std::sync::Mutex<MemoInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoInner {
+    bytes: usize,
+    /// (repo id, path) → (generation, content, the store's ETag).
+    entries: std::collections::HashMap<(i64, String), (i64, bytes::Bytes, Option<String>)>,
+}
+
+impl BlobMemo {
+    fn get(&self, key: &MemoKey) -> Option<(bytes::Bytes, Option<String>)> {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (generation, bytes, etag) = inner.entries.get(&(key.repo_id, key.path.clone()))?;
+        (*generation == key.generation).then(|| (bytes.clone(), etag.clone()))
+    }
+
+    fn put(&self, key: MemoKey, bytes: bytes::Bytes, etag: Option<String>) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.bytes + bytes.len() > MEMO_MAX_TOTAL {
+            // Entries of older generations are the likely bulk; a full reset is rare and cheap.
+            inner.entries.clear();
+            inner.bytes = 0;
+        }
+        inner.bytes += bytes.len();
+        if let Some((_, old, _)) = inner.entries.insert(
+            (key.repo_id, key.path.to_string()),
+            (key.generation, bytes, etag),
+        ) {
+            inner.bytes -= old.len();
+        }
+    }
+}
+
+/// Where a provider's [`BlobRef::Derived`] paths are read: its store, and the memo with the
+/// repo and generation the request read (`None`: no memo).
+#[derive(Clone, Copy)]
+pub struct Derived<'a> {
+    /// The provider's and repo's store.
+    pub store: &'a dyn ObjectStore,
+    /// The memo, the repo id and its generation.
+    pub memo: Option<(&'a BlobMemo, i64, i64)>,
+}
+
+struct MemoKey {
+    repo_id: i64,
+    generation: i64,
+    path: String,
+}
+
+/// Renders `resp` for a request with `method` and `req` headers. `derived` is where the
+/// provider's [`BlobRef::Derived`] paths are read; `content` is the whole blob store.
 ///
 /// # Errors
 /// Storage failures (500), except a missing blob (404).
@@ -189,7 +256,7 @@ pub async fn render(
     req: &HeaderMap,
     resp: ServeResponse,
     content: &dyn ObjectStore,
-    derived: &dyn ObjectStore,
+    derived: Derived<'_>,
 ) -> Result<Response, ApiError> {
     let ServeResponse {
         status,
@@ -246,7 +313,7 @@ pub async fn render(
                     let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).ok();
                     (content, StorageKey::Content(sha256).path(), etag)
                 }
-                BlobRef::Derived(p) => (derived, p.clone(), None),
+                BlobRef::Derived(p) => (derived.store, p.clone(), None),
                 other => {
                     return Err(ApiError::internal(
                         "serve hook",
@@ -256,17 +323,32 @@ pub async fn render(
                     ));
                 }
             };
-            let meta = match store.head(&path).await {
-                Ok(m) => m,
-                Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::not_found(
-                        "The file is listed but its content is missing.",
-                    ));
-                }
-                Err(e) => return Err(ApiError::internal("blob lookup failed", e)),
+            let memo = match (&blob, derived.memo) {
+                (BlobRef::Derived(p), Some((memo, repo_id, generation))) => Some((
+                    memo,
+                    MemoKey {
+                        repo_id,
+                        generation,
+                        path: p.to_string(),
+                    },
+                )),
+                _ => None,
+            };
+            let kept = memo.as_ref().and_then(|(m, k)| m.get(k));
+            let (size, stored_etag) = match &kept {
+                Some((bytes, etag)) => (bytes.len() as u64, etag.clone()),
+                None => match store.head(&path).await {
+                    Ok(m) => (m.size, m.e_tag),
+                    Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {
+                        return Err(ApiError::not_found(
+                            "The file is listed but its content is missing.",
+                        ));
+                    }
+                    Err(e) => return Err(ApiError::internal("blob lookup failed", e)),
+                },
             };
             let etag = etag.or_else(|| {
-                meta.e_tag.as_deref().and_then(|t| {
+                stored_etag.as_deref().and_then(|t| {
                     HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok()
                 })
             });
@@ -279,7 +361,6 @@ pub async fn render(
             {
                 return Ok(not_modified(headers));
             }
-            let size = meta.size;
             let (status, range) = match parse_range(req.get(RANGE), size) {
                 ByteRange::Full => (status, None),
                 ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, Some((a, b))),
@@ -308,6 +389,16 @@ pub async fn render(
             if *method == Method::HEAD {
                 return Ok(with_headers(status, headers, Body::empty()));
             }
+            if let Some((bytes, _)) = kept {
+                let part = match range {
+                    Some((a, b)) => bytes.slice(
+                        usize::try_from(a).unwrap_or(usize::MAX)
+                            ..=usize::try_from(b).unwrap_or(usize::MAX),
+                    ),
+                    None => bytes,
+                };
+                return Ok(with_headers(status, headers, Body::from(part)));
+            }
             let mut opts = GetOptions::default();
             if let Some((a, b)) = range {
                 opts.range = Some(GetRange::Bounded(a..b + 1));
@@ -316,6 +407,19 @@ pub async fn render(
                 .get_opts(&path, opts)
                 .await
                 .map_err(|e| ApiError::internal("blob read failed", e))?;
+            if let Some((memo, key)) = memo
+                && range.is_none()
+                && size <= MEMO_MAX_BLOB
+            {
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(|e| ApiError::internal("blob read failed", e))?;
+                if bytes.len() as u64 == size {
+                    memo.put(key, bytes.clone(), stored_etag);
+                }
+                return Ok(with_headers(status, headers, Body::from(bytes)));
+            }
             let stream = got.into_stream().map_err(std::io::Error::other);
             Ok(with_headers(status, headers, Body::from_stream(stream)))
         }
@@ -346,5 +450,56 @@ mod tests {
         assert_eq!(r("bytes=0-1,4-5", 10), ByteRange::Full);
         assert_eq!(r("bytes=x-y", 10), ByteRange::Full);
         assert_eq!(r("items=0-1", 10), ByteRange::Full);
+    }
+
+    async fn get(
+        store: &dyn ObjectStore,
+        memo: &BlobMemo,
+        generation: i64,
+        range: Option<&str>,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut req = HeaderMap::new();
+        if let Some(r) = range {
+            req.insert(RANGE, HeaderValue::from_str(r).unwrap());
+        }
+        let resp = ServeResponse::blob(
+            "application/gzip",
+            BlobRef::Derived(BlobPath::from("dists/d/Packages.gz")),
+        );
+        let derived = Derived {
+            store,
+            memo: Some((memo, 7, generation)),
+        };
+        let out = match render(&Method::GET, &req, resp, store, derived).await {
+            Ok(out) => out,
+            Err(e) => return (e.status(), Vec::new()),
+        };
+        let status = out.status();
+        let body = axum::body::to_bytes(out.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn small_derived_blobs_are_kept_per_generation() {
+        use artifactd_plugin_api::object_store::memory::InMemory;
+        let store = InMemory::new();
+        let path = BlobPath::from("dists/d/Packages.gz");
+        store
+            .put(&path, bytes::Bytes::from_static(b"0123456789").into())
+            .await
+            .unwrap();
+        let memo = BlobMemo::default();
+        assert_eq!(get(&store, &memo, 1, None).await.1, b"0123456789");
+        // Gone from the store: the same generation is still answered from memory, ranges too.
+        store.delete(&path).await.unwrap();
+        assert_eq!(get(&store, &memo, 1, None).await.1, b"0123456789");
+        assert_eq!(
+            get(&store, &memo, 1, Some("bytes=2-4")).await,
+            (StatusCode::PARTIAL_CONTENT, b"234".to_vec())
+        );
+        // A new generation reads the store again.
+        assert_eq!(get(&store, &memo, 2, None).await.0, StatusCode::NOT_FOUND);
     }
 }
