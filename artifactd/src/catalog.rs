@@ -192,23 +192,33 @@ impl Catalog for DbCatalog {
         let Some(repo_id) = self.repo_id else {
             return Ok(Vec::new());
         };
-        let mut find = file::Entity::find().filter(file::Column::RepoId.eq(repo_id));
+        let by_path = q.path.is_some();
+        let mut find = match q.path {
+            // A path names one record per scope. `+repo_id` keeps the repo out of index
+            // choice, so the database looks the path up by its index instead of walking the
+            // repo's rows in key order (SQLite without statistics prefers that, for the
+            // order); the few rows are sorted here.
+            Some(p) => file::Entity::find()
+                .filter(file::Column::Path.eq(p))
+                .filter(Expr::cust(format!("+repo_id = {repo_id}"))),
+            None => file::Entity::find()
+                .filter(file::Column::RepoId.eq(repo_id))
+                .order_by_asc(file::Column::Pkey)
+                .order_by_asc(file::Column::Version)
+                .order_by_asc(file::Column::Path),
+        };
         if let Some(s) = q.scope {
             find = find.filter(file::Column::Scope.eq(s));
         }
         if let Some(k) = q.key {
             find = find.filter(file::Column::Pkey.eq(k));
         }
-        if let Some(p) = q.path {
-            find = find.filter(file::Column::Path.eq(p));
+        let mut rows = find.all(self.db.conn()).await.map_err(db_err)?;
+        if by_path {
+            rows.sort_by(|a, b| {
+                (&a.pkey, &a.version, &a.path).cmp(&(&b.pkey, &b.version, &b.path))
+            });
         }
-        let rows = find
-            .order_by_asc(file::Column::Pkey)
-            .order_by_asc(file::Column::Version)
-            .order_by_asc(file::Column::Path)
-            .all(self.db.conn())
-            .await
-            .map_err(db_err)?;
         Ok(rows.into_iter().map(to_record).collect())
     }
 

@@ -1,11 +1,12 @@
-//! The benchmark suite: artifactd next to the servers people use instead (pypiserver for PyPI,
-//! reprepro and aptly for APT) and next to the physical limits measured in the same run (nginx
+//! The benchmark suite: artifactd next to the servers people use instead (pypiserver and
+//! devpi-server for PyPI, reprepro and aptly for APT) and next to the physical limits measured in the same run (nginx
 //! serving the same pages as static files, `openssl speed` SHA-256, a sequential write with
 //! fdatasync), on data generated here. Prints a table with ratios and writes it as JSON and CSV.
 //!
 //! `cargo run --release -p artifactd-tests --bin bench` (N = 100, 1,000, 10,000; 10 s per load
 //! point; `-- --n 100,1000` picks sizes) or `-- --quick` (N = 100, 3 s per point, as CI runs it). Peers come from Debian's
-//! packages (nginx-light, wrk, reprepro, aptly) and PyPI (pypiserver), installed when missing.
+//! packages (nginx-light, wrk, reprepro, aptly) and PyPI (pypiserver, devpi-server), installed
+//! when missing.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,13 +106,81 @@ fn ensure_debian(pkgs: &[&str]) {
 /// A venv with the Python peers.
 fn peers_venv() -> PathBuf {
     let venv = bin_dir().join("bench-peers");
-    if !venv.join("bin/pypi-server").exists() {
+    if !["pypi-server", "devpi-server", "devpi", "twine", "uv"]
+        .iter()
+        .all(|b| venv.join("bin").join(b).exists())
+    {
         sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         sh(Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "pypiserver==2.3.2", "uv"])
+            .args([
+                "install",
+                "-q",
+                "pypiserver==2.3.2",
+                "devpi-server==6.20.3",
+                "devpi-client==7.3.0",
+                "twine==6.1.0",
+                "uv",
+            ])
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"));
     }
     venv
+}
+
+/// devpi is populated through its upload API (about 5 wheels/s here); above this N that would
+/// take longer than the rest of the run, and devpi is left out.
+const DEVPI_MAX_N: usize = 1_000;
+
+/// devpi-server with a private index `root/dev` (no PyPI mirror) holding `wheels`, uploaded
+/// with twine; returns the server, the index URL and the upload time.
+fn devpi(
+    venv: &Path,
+    scratch: &Path,
+    n: usize,
+    dir: &Path,
+    wheels: &[String],
+) -> (Proc, String, f64) {
+    let server_dir = scratch.join(format!("devpi-{n}"));
+    let client_dir = scratch.join(format!("devpi-client-{n}"));
+    sh(Command::new(venv.join("bin/devpi-init"))
+        .arg("--serverdir")
+        .arg(&server_dir)
+        .arg("--no-root-pypi"));
+    let port = free_port();
+    let proc = Proc(
+        Command::new(venv.join("bin/devpi-server"))
+            .arg("--serverdir")
+            .arg(&server_dir)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("devpi-server"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{url}/+api"));
+    let client = |args: &[&str]| {
+        sh(Command::new(venv.join("bin/devpi"))
+            .args(args)
+            .env("DEVPI_CLIENTDIR", &client_dir));
+    };
+    client(&["use", &url]);
+    client(&["login", "root", "--password", ""]);
+    client(&["index", "-c", "dev", "bases=", "volatile=True"]);
+    let index = format!("{url}/root/dev");
+    let secs = timed(|| {
+        sh(Command::new(venv.join("bin/twine"))
+            .args(["upload", "--disable-progress-bar", "--non-interactive"])
+            .args([
+                "--repository-url",
+                &format!("{index}/"),
+                "-u",
+                "root",
+                "-p",
+                "",
+            ])
+            .args(wheels.iter().map(|w| dir.join(w))));
+    });
+    (proc, index, secs)
 }
 
 fn free_port() -> u16 {
@@ -623,6 +692,19 @@ fn pypi(rep: &mut Report, cfg: &Config, n: usize, data: &Data, venv: &Path, scra
     );
     let pypiserver = format!("http://127.0.0.1:{port}");
     wait_for(&format!("{pypiserver}/simple/"));
+    let devpi = (n <= DEVPI_MAX_N).then(|| {
+        let (proc, index, secs) = devpi(venv, scratch, n, &wheels_dir, &data.wheels);
+        rep.add(
+            "upload",
+            "N wheels, sequential",
+            n,
+            "devpi",
+            secs,
+            "s",
+            format!("{:.0} files/s (one twine upload)", n as f64 / secs),
+        );
+        (proc, index)
+    });
 
     let html = "Accept: text/html";
     for (page, ours, theirs, static_path) in [
@@ -681,6 +763,18 @@ fn pypi(rep: &mut Report, cfg: &Config, n: usize, data: &Data, venv: &Path, scra
             "req/s",
             format!("p99 {p99:.2} ms, {bad} non-2xx"),
         );
+        if let Some((_, index)) = &devpi {
+            let (rps, p99, bad) = wrk(&format!("{index}/+{}", &theirs[1..]), cfg.secs, &[html]);
+            rep.add(
+                "read",
+                page,
+                n,
+                "devpi",
+                rps,
+                "req/s",
+                format!("p99 {p99:.2} ms, {bad} non-2xx"),
+            );
+        }
         let (rps, p99, bad) = wrk(&format!("{nginx_url}{static_path}"), cfg.secs, &[html]);
         rep.add(
             "read",
@@ -1023,6 +1117,13 @@ fn targets(rep: &mut Report, cfg: &Config) {
                 ours >= 10.0 * py,
                 format!("{:.1}x", ours / py),
             );
+            if let Some(dv) = rep.get("read", page, n, "devpi") {
+                rep.check(
+                    format!("{page} N={n}: >= 10x devpi"),
+                    ours >= 10.0 * dv,
+                    format!("{:.1}x", ours / dv),
+                );
+            }
             rep.check(
                 format!("{page} N={n}: >= 50% of nginx"),
                 ours >= 0.5 * ng,

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(Auth),
             Box::new(KeyRotation),
             Box::new(PublishLocks),
+            Box::new(FilesByPath),
         ]
     }
 }
@@ -301,6 +302,39 @@ impl MigrationTrait for PublishLocks {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("publish_locks").to_owned())
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct FilesByPath;
+
+impl MigrationName for FilesByPath {
+    fn name(&self) -> &str {
+        "m20261203_000005_files_by_path"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for FilesByPath {
+    /// Downloads look a record up by path in any scope; the unique (repo, scope, path) index
+    /// cannot serve that, and each download scanned the repo's rows.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_path")
+                    .table("files")
+                    .col("path")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(Index::drop().name("files_path").table("files").to_owned())
             .await
     }
 }

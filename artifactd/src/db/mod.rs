@@ -374,6 +374,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_download_looks_its_record_up_by_index() {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
+        let db = Db::open(&url).await.expect("open");
+        let r = db.repo_or_create("pypi", "r").await.expect("create");
+        // Enough rows that a scan is not the cheapest plan for SQLite.
+        db.conn()
+            .execute_unprepared(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+                 INSERT INTO files (repo_id, scope, path, name, pkey, version, size, sha256, meta, uploaded_at, uploader) \
+                 SELECT {}, '', 'files/p' || i || '.whl', 'p' || i, 'p' || (i / 5), '1.0', 1, 'x', '{{}}', 0, 'u' FROM n",
+                r.id
+            ))
+            .await
+            .expect("rows");
+        // The catalog's query for a path in any scope (`Catalog::get`); with `repo_id = 1`
+        // SQLite chose the (repo, key) index and walked all of a repo's rows.
+        let plan = db
+            .conn()
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "EXPLAIN QUERY PLAN SELECT * FROM files WHERE path = 'files/p7.whl' AND +repo_id = 1",
+            ))
+            .await
+            .expect("plan");
+        let detail: Vec<String> = plan
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "detail").ok())
+            .collect();
+        assert!(
+            detail.iter().any(|d| d.contains("USING INDEX files_path")),
+            "{detail:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn sqlite_reads_keep_repo_rows_until_a_change_or_the_ttl() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
