@@ -206,7 +206,7 @@ impl BlobMemo {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (generation, bytes, etag) = inner.entries.get(&(key.repo_id, key.path.clone()))?;
+        let (generation, bytes, etag) = inner.entries.get(&key.slot)?;
         (*generation == key.generation).then(|| (bytes.clone(), etag.clone()))
     }
 
@@ -221,10 +221,10 @@ impl BlobMemo {
             inner.bytes = 0;
         }
         inner.bytes += bytes.len();
-        if let Some((_, old, _)) = inner.entries.insert(
-            (key.repo_id, key.path.to_string()),
-            (key.generation, bytes, etag),
-        ) {
+        if let Some((_, old, _)) = inner
+            .entries
+            .insert(key.slot, (key.generation, bytes, etag))
+        {
             inner.bytes -= old.len();
         }
     }
@@ -241,9 +241,9 @@ pub struct Derived<'a> {
 }
 
 struct MemoKey {
-    repo_id: i64,
+    /// (repo id, path).
+    slot: (i64, String),
     generation: i64,
-    path: String,
 }
 
 /// Renders `resp` for a request with `method` and `req` headers. `derived` is where the
@@ -327,9 +327,8 @@ pub async fn render(
                 (BlobRef::Derived(p), Some((memo, repo_id, generation))) => Some((
                     memo,
                     MemoKey {
-                        repo_id,
+                        slot: (repo_id, p.to_string()),
                         generation,
-                        path: p.to_string(),
                     },
                 )),
                 _ => None,
