@@ -104,6 +104,59 @@ pub async fn bump(
     Ok(())
 }
 
+/// The repo's generation as `conn` sees it (inside a writer's transaction: the one its own
+/// [`bump`] produced, which stamps the rows it changes).
+pub async fn generation_of(
+    conn: &impl sea_orm::ConnectionTrait,
+    repo_id: i64,
+) -> Result<i64, DbErr> {
+    let g: Option<i64> = repo::Entity::find_by_id(repo_id)
+        .select_only()
+        .column(repo::Column::Generation)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(g.unwrap_or(0))
+}
+
+/// Bumps the generation like [`bump`] and returns the new one, the stamp of the rows a write
+/// changes. The repo row stays locked until the transaction ends, so stamps follow commit order.
+async fn bump_stamp(
+    txn: &sea_orm::DatabaseTransaction,
+    repo_id: i64,
+    files: i64,
+    bytes: i64,
+    upload_at: Option<i64>,
+) -> Result<i64> {
+    bump(txn, repo_id, files, bytes, upload_at)
+        .await
+        .map_err(db_err)?;
+    generation_of(txn, repo_id).await.map_err(db_err)
+}
+
+/// The rows of `repo_id` that `q` selects, unordered.
+fn select(repo_id: i64, q: ListQuery) -> sea_orm::Select<file::Entity> {
+    let mut find = match q.path {
+        // A path names one record per scope. `+repo_id` keeps the repo out of index choice, so
+        // the database looks the path up by its index instead of walking the repo's rows in key
+        // order (SQLite without statistics prefers that, for the order).
+        Some(p) => file::Entity::find()
+            .filter(file::Column::Path.eq(p))
+            .filter(Expr::cust(format!("+repo_id = {repo_id}"))),
+        None => file::Entity::find().filter(file::Column::RepoId.eq(repo_id)),
+    };
+    if let Some(s) = q.scope {
+        find = find.filter(file::Column::Scope.eq(s));
+    }
+    if let Some(k) = q.key {
+        find = find.filter(file::Column::Pkey.eq(k));
+    }
+    if let Some(g) = q.changed_since {
+        find = find.filter(file::Column::ChangedGen.gt(i64::try_from(g).unwrap_or(i64::MAX)));
+    }
+    find
+}
+
 impl DbCatalog {
     async fn find(&self, repo_id: i64, scope: &str, path: &str) -> Result<Option<file::Model>> {
         file::Entity::find()
@@ -124,7 +177,7 @@ impl Catalog for DbCatalog {
         let now = now_millis();
         let size = i64::try_from(r.size).map_err(|_| Error::invalid("The file is too large."))?;
         let meta = serde_json::to_string(&r.meta).map_err(|e| Error::internal("metadata", e))?;
-        let row = file::ActiveModel {
+        let mut row = file::ActiveModel {
             repo_id: Set(repo_id),
             scope: Set(r.scope.clone()),
             path: Set(r.path.clone()),
@@ -142,9 +195,7 @@ impl Catalog for DbCatalog {
         // The repo row is updated first in every write: its row lock orders concurrent writers
         // of one repo, so racing inserts of one path wait instead of deadlocking (MySQL).
         let txn = self.db.conn().begin().await.map_err(db_err)?;
-        bump(&txn, repo_id, 1, size, Some(now))
-            .await
-            .map_err(db_err)?;
+        row.changed_gen = Set(bump_stamp(&txn, repo_id, 1, size, Some(now)).await?);
         match row.insert(&txn).await {
             Ok(m) => {
                 self.db.commit(txn).await.map_err(db_err)?;
@@ -180,9 +231,7 @@ impl Catalog for DbCatalog {
         am.uploader = Set(self.uploader.clone());
         am.yanked = Set(None);
         let txn = self.db.conn().begin().await.map_err(db_err)?;
-        bump(&txn, repo_id, 0, size - old_size, Some(now))
-            .await
-            .map_err(db_err)?;
+        am.changed_gen = Set(bump_stamp(&txn, repo_id, 0, size - old_size, Some(now)).await?);
         let m = am.update(&txn).await.map_err(db_err)?;
         self.db.commit(txn).await.map_err(db_err)?;
         Ok(InsertOutcome::Replaced(to_record(m)))
@@ -193,25 +242,12 @@ impl Catalog for DbCatalog {
             return Ok(Vec::new());
         };
         let by_path = q.path.is_some();
-        let mut find = match q.path {
-            // A path names one record per scope. `+repo_id` keeps the repo out of index
-            // choice, so the database looks the path up by its index instead of walking the
-            // repo's rows in key order (SQLite without statistics prefers that, for the
-            // order); the few rows are sorted here.
-            Some(p) => file::Entity::find()
-                .filter(file::Column::Path.eq(p))
-                .filter(Expr::cust(format!("+repo_id = {repo_id}"))),
-            None => file::Entity::find()
-                .filter(file::Column::RepoId.eq(repo_id))
+        let mut find = select(repo_id, q);
+        if !by_path {
+            find = find
                 .order_by_asc(file::Column::Pkey)
                 .order_by_asc(file::Column::Version)
-                .order_by_asc(file::Column::Path),
-        };
-        if let Some(s) = q.scope {
-            find = find.filter(file::Column::Scope.eq(s));
-        }
-        if let Some(k) = q.key {
-            find = find.filter(file::Column::Pkey.eq(k));
+                .order_by_asc(file::Column::Path);
         }
         let mut rows = find.all(self.db.conn()).await.map_err(db_err)?;
         if by_path {
@@ -220,6 +256,20 @@ impl Catalog for DbCatalog {
             });
         }
         Ok(rows.into_iter().map(to_record).collect())
+    }
+
+    async fn count(&self, q: ListQuery) -> Result<u64> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(0);
+        };
+        let n: Option<i64> = select(repo_id, q)
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .into_tuple()
+            .one(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
     async fn keys(&self) -> Result<Vec<(String, String)>> {
@@ -269,9 +319,10 @@ impl Catalog for DbCatalog {
             return Ok(false);
         };
         let txn = self.db.conn().begin().await.map_err(db_err)?;
-        bump(&txn, repo_id, 0, 0, None).await.map_err(db_err)?;
+        let stamp = bump_stamp(&txn, repo_id, 0, 0, None).await?;
         let res = file::Entity::update_many()
             .col_expr(file::Column::Yanked, Expr::value(reason))
+            .col_expr(file::Column::ChangedGen, Expr::value(stamp))
             .filter(file::Column::RepoId.eq(repo_id))
             .filter(file::Column::Scope.eq(scope))
             .filter(file::Column::Path.eq(path))

@@ -164,6 +164,9 @@ pub struct ListQuery {
     pub key: Option<String>,
     /// Only this path.
     pub path: Option<String>,
+    /// Only records inserted, replaced or yanked by a change that raised the repo's
+    /// [`Catalog::generation`] above this number.
+    pub changed_since: Option<u64>,
 }
 
 impl ListQuery {
@@ -193,6 +196,12 @@ impl ListQuery {
         self.scope = Some(scope.into());
         self
     }
+
+    /// Restricts to records changed after `generation` (see [`Catalog::generation`]).
+    pub fn changed_since(mut self, generation: u64) -> Self {
+        self.changed_since = Some(generation);
+        self
+    }
 }
 
 /// The file records of one repo, implemented by the host on its database.
@@ -203,7 +212,12 @@ impl ListQuery {
 /// - [`Catalog::insert`] of a record whose `(scope, path)` exists returns
 ///   [`InsertOutcome::Identical`] when the SHA-256 is the same; otherwise it replaces the row when
 ///   the repo allows overwrite and fails with [`crate::Error::Conflict`] when it does not.
-/// - Every change bumps the repo's [`Catalog::generation`].
+/// - Every change bumps the repo's [`Catalog::generation`]. An inserted, replaced or yanked
+///   record is stamped with the generation its change produced, and changes are stamped in the
+///   order they commit: once [`Catalog::generation`] has returned `g`, every record stamped at or
+///   below `g` is visible, so a provider that read `g` and then listed
+///   [`ListQuery::changed_since`] its last `g` has seen every insert and replace in between
+///   (deletions leave no row: [`Catalog::count`] shows them).
 /// - [`Catalog::list`] returns records ordered by key, then version, then path.
 ///
 /// # Errors
@@ -224,6 +238,11 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// [`crate::Provider::index`] call (for cache validation across nodes: anything derived
     /// while this number is current is current).
     async fn generation(&self) -> Result<u64>;
+
+    /// How many records match `query`.
+    async fn count(&self, query: ListQuery) -> Result<u64> {
+        Ok(self.list(query).await?.len() as u64)
+    }
 
     /// The record at `path` in any scope, if there is one.
     async fn get(&self, path: &str) -> Result<Option<FileRecord>> {

@@ -26,7 +26,8 @@ use crate::{
 /// An in-memory [`Catalog`] with the host's semantics.
 #[derive(Debug, Default)]
 pub struct MemoryCatalog {
-    rows: Mutex<Vec<FileRecord>>,
+    /// The records, each with the generation its last insert, replace or yank produced.
+    rows: Mutex<Vec<(FileRecord, u64)>>,
     generation: AtomicU64,
     overwrite: std::sync::atomic::AtomicBool,
 }
@@ -42,10 +43,26 @@ impl MemoryCatalog {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<FileRecord>> {
+    /// The next generation, for a change made under the rows' lock.
+    fn bump(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<(FileRecord, u64)>> {
         self.rows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn matching(&self, q: &ListQuery) -> Vec<FileRecord> {
+        self.rows()
+            .iter()
+            .filter(|(r, _)| q.scope.as_ref().is_none_or(|s| &r.scope == s))
+            .filter(|(r, _)| q.key.as_ref().is_none_or(|k| &r.key == k))
+            .filter(|(r, _)| q.path.as_ref().is_none_or(|p| &r.path == p))
+            .filter(|(_, g)| q.changed_since.is_none_or(|since| *g > since))
+            .map(|(r, _)| r.clone())
+            .collect()
     }
 }
 
@@ -56,9 +73,9 @@ impl Catalog for MemoryCatalog {
     async fn insert(&self, r: NewRecord) -> Result<InsertOutcome> {
         let mut rows = self.rows();
         let stored = FileRecord::stored(r, now_millis(), "anonymous".to_owned(), None);
-        if let Some(existing) = rows
+        if let Some((existing, stamp)) = rows
             .iter_mut()
-            .find(|e| e.scope == stored.scope && e.path == stored.path)
+            .find(|(e, _)| e.scope == stored.scope && e.path == stored.path)
         {
             if existing.sha256 == stored.sha256 {
                 return Ok(InsertOutcome::Identical(existing.clone()));
@@ -70,32 +87,28 @@ impl Catalog for MemoryCatalog {
                 )));
             }
             *existing = stored.clone();
-            self.generation.fetch_add(1, Ordering::SeqCst);
+            *stamp = self.bump();
             return Ok(InsertOutcome::Replaced(stored));
         }
-        rows.push(stored.clone());
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        rows.push((stored.clone(), self.bump()));
         Ok(InsertOutcome::Inserted(stored))
     }
 
     async fn list(&self, q: ListQuery) -> Result<Vec<FileRecord>> {
-        let mut out: Vec<FileRecord> = self
-            .rows()
-            .iter()
-            .filter(|r| q.scope.as_ref().is_none_or(|s| &r.scope == s))
-            .filter(|r| q.key.as_ref().is_none_or(|k| &r.key == k))
-            .filter(|r| q.path.as_ref().is_none_or(|p| &r.path == p))
-            .cloned()
-            .collect();
+        let mut out = self.matching(&q);
         out.sort_by(|a, b| (&a.key, &a.version, &a.path).cmp(&(&b.key, &b.version, &b.path)));
         Ok(out)
+    }
+
+    async fn count(&self, q: ListQuery) -> Result<u64> {
+        Ok(self.matching(&q).len() as u64)
     }
 
     async fn keys(&self) -> Result<Vec<(String, String)>> {
         let map: BTreeMap<String, String> = self
             .rows()
             .iter()
-            .map(|r| (r.key.clone(), r.name.clone()))
+            .map(|(r, _)| (r.key.clone(), r.name.clone()))
             .collect();
         Ok(map.into_iter().collect())
     }
@@ -103,21 +116,24 @@ impl Catalog for MemoryCatalog {
     async fn delete(&self, scope: &str, path: &str) -> Result<bool> {
         let mut rows = self.rows();
         let before = rows.len();
-        rows.retain(|r| !(r.scope == scope && r.path == path));
+        rows.retain(|(r, _)| !(r.scope == scope && r.path == path));
         let changed = rows.len() != before;
         if changed {
-            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.bump();
         }
         Ok(changed)
     }
 
     async fn set_yanked(&self, scope: &str, path: &str, reason: Option<String>) -> Result<bool> {
         let mut rows = self.rows();
-        let Some(row) = rows.iter_mut().find(|r| r.scope == scope && r.path == path) else {
+        let Some((row, stamp)) = rows
+            .iter_mut()
+            .find(|(r, _)| r.scope == scope && r.path == path)
+        else {
             return Ok(false);
         };
         row.yanked = reason;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        *stamp = self.bump();
         Ok(true)
     }
 

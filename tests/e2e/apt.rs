@@ -410,3 +410,71 @@ fn apt_get_update_never_fails_while_a_dist_is_republished() {
         "only {updates} updates ran during the uploads"
     );
 }
+
+#[test]
+fn a_large_dist_is_published_in_chunks_that_apt_reads() {
+    use std::io::Read as _;
+    let s = Server::start();
+    let apt = Apt::new(&s.scratch("apt"), &["amd64"]);
+    for i in 0..150 {
+        let arch = if i % 4 == 3 { "all" } else { "amd64" };
+        upload(
+            &s,
+            "big",
+            "stable",
+            "main",
+            &Deb::new(&format!("pkg{i:03}"), "1.0", arch).build(),
+        );
+    }
+    // A deletion publishes the dist in full, in chunks for its size; uploads after it rewrite
+    // only their own chunk.
+    let r = s.delete_as(Some(&s.token), "/api/v1/repos/apt/big/packages/pkg000/1.0");
+    assert!(r.status < 300, "{} {}", r.status, r.text());
+    for name in ["late-a", "late-b", "late-c"] {
+        upload(
+            &s,
+            "big",
+            "stable",
+            "main",
+            &Deb::new(name, "1.0", "amd64").build(),
+        );
+    }
+    let gz = s
+        .get("/repo/apt/big/dists/stable/main/binary-amd64/Packages.gz")
+        .body;
+    let mut rest: &[u8] = &gz;
+    let mut members = 0;
+    let mut text = Vec::new();
+    while !rest.is_empty() {
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        member.read_to_end(&mut text).expect("gzip member");
+        rest = member.into_inner();
+        members += 1;
+    }
+    assert!(members >= 2, "{members} gzip members");
+    let plain = s.get("/repo/apt/big/dists/stable/main/binary-amd64/Packages");
+    assert_eq!(text, plain.body, "the members hold Packages");
+
+    let (asc, _) = fetch_key(&s, &apt, "big");
+    apt.add_source(
+        "big",
+        &format!("signed-by={asc}"),
+        &s.url("/repo/apt/big"),
+        "stable",
+        "main",
+    );
+    apt.update();
+    let lists = std::fs::read_dir(apt.root().join("var/lib/apt/lists")).expect("lists");
+    let packages: Vec<_> = lists
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+        .collect();
+    assert_eq!(packages.len(), 1, "apt stored one Packages list");
+    let stored = std::fs::read_to_string(packages[0].path()).expect("list");
+    assert_eq!(stored.matches("\nPackage: ").count() + 1, 152, "{stored}");
+    assert!(apt.policy("late-c").contains("Candidate: 1.0"));
+    assert!(!apt.policy("pkg000").contains("Candidate: 1.0"));
+    let dir = apt.download(&["late-b", "pkg149"]);
+    assert!(dir.join("late-b_1.0_amd64.deb").exists());
+    assert!(dir.join("pkg149_1.0_amd64.deb").exists());
+}

@@ -52,6 +52,8 @@ pub mod file {
         pub uploader: String,
         #[sea_orm(column_type = "Text", nullable)]
         pub yanked: Option<String>,
+        /// The repo generation of the row's last insert, replace or yank.
+        pub changed_gen: i64,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

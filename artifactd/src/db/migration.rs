@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(KeyRotation),
             Box::new(PublishLocks),
             Box::new(FilesByPath),
+            Box::new(ChangeStamps),
         ]
     }
 }
@@ -335,6 +336,63 @@ impl MigrationTrait for FilesByPath {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_index(Index::drop().name("files_path").table("files").to_owned())
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct ChangeStamps;
+
+impl MigrationName for ChangeStamps {
+    fn name(&self) -> &str {
+        "m20261204_000006_change_stamps"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ChangeStamps {
+    /// Each row carries the repo generation of its last insert, replace or yank, so a provider
+    /// can list what changed since it last published (APT publishes one chunk, not the dist).
+    /// Existing rows get 0: a provider whose state predates the column publishes in full.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("files")
+                    .add_column(big_integer("changed_gen").default(0))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_changed")
+                    .table("files")
+                    .col("repo_id")
+                    .col("scope")
+                    .col("changed_gen")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("files_changed")
+                    .table("files")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("files")
+                    .drop_column("changed_gen")
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -373,9 +373,24 @@ mod tests {
             .expect("update");
     }
 
-    #[tokio::test]
-    async fn a_download_looks_its_record_up_by_index() {
+    /// SQLite's plan for `sql`, one detail line per step.
+    async fn plan(db: &Db, sql: &str) -> Vec<String> {
         use sea_orm::{ConnectionTrait as _, Statement};
+        db.conn()
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {sql}"),
+            ))
+            .await
+            .expect("plan")
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "detail").ok())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn catalog_lookups_use_their_indexes() {
+        use sea_orm::ConnectionTrait as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
         let db = Db::open(&url).await.expect("open");
@@ -384,28 +399,33 @@ mod tests {
         db.conn()
             .execute_unprepared(&format!(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
-                 INSERT INTO files (repo_id, scope, path, name, pkey, version, size, sha256, meta, uploaded_at, uploader) \
-                 SELECT {}, '', 'files/p' || i || '.whl', 'p' || i, 'p' || (i / 5), '1.0', 1, 'x', '{{}}', 0, 'u' FROM n",
+                 INSERT INTO files (repo_id, scope, path, name, pkey, version, size, sha256, meta, uploaded_at, uploader, changed_gen) \
+                 SELECT {}, '', 'files/p' || i || '.whl', 'p' || i, 'p' || (i / 5), '1.0', 1, 'x', '{{}}', 0, 'u', i FROM n",
                 r.id
             ))
             .await
             .expect("rows");
         // The catalog's query for a path in any scope (`Catalog::get`); with `repo_id = 1`
         // SQLite chose the (repo, key) index and walked all of a repo's rows.
-        let plan = db
-            .conn()
-            .query_all_raw(Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "EXPLAIN QUERY PLAN SELECT * FROM files WHERE path = 'files/p7.whl' AND +repo_id = 1",
-            ))
-            .await
-            .expect("plan");
-        let detail: Vec<String> = plan
-            .iter()
-            .filter_map(|r| r.try_get::<String>("", "detail").ok())
-            .collect();
+        let detail = plan(
+            &db,
+            "SELECT * FROM files WHERE path = 'files/p7.whl' AND +repo_id = 1",
+        )
+        .await;
         assert!(
             detail.iter().any(|d| d.contains("USING INDEX files_path")),
+            "{detail:?}"
+        );
+        // What changed in a scope since a publish (the APT provider's incremental publish).
+        let detail = plan(
+            &db,
+            "SELECT * FROM files WHERE repo_id = 1 AND scope = '' AND changed_gen > 2990",
+        )
+        .await;
+        assert!(
+            detail
+                .iter()
+                .any(|d| d.contains("USING INDEX files_changed")),
             "{detail:?}"
         );
     }

@@ -304,14 +304,7 @@ impl AppState {
     }
 
     async fn generation_of(&self, repo_id: i64) -> Result<i64, ApiError> {
-        use sea_orm::{EntityTrait as _, QuerySelect as _};
-        let g: Option<i64> = repo::Entity::find_by_id(repo_id)
-            .select_only()
-            .column(repo::Column::Generation)
-            .into_tuple()
-            .one(self.inner.db.conn())
-            .await?;
-        Ok(g.unwrap_or(0))
+        Ok(crate::catalog::generation_of(self.inner.db.conn(), repo_id).await?)
     }
 
     /// Runs a provider's index hook, one at a time per repo.

@@ -3,23 +3,84 @@
 //! (Release, InRelease, Release.gpg and the name → by-hash map) is switched in one write, last.
 //!
 //! Stanzas come from the catalog (computed once at upload), so publishing never reads package
-//! files; an index whose content did not change keeps its by-hash files and is not recompressed.
+//! files. Each `Packages` file is a sequence of chunks: a package's stanzas sit in the chunk its
+//! name hashes to, sorted by path, and `Packages.gz` is one gzip member per non-empty chunk
+//! (members concatenate into one stream for zlib, apt and Python alike). The state records each
+//! chunk's length in both files, the catalog generation it covers and the dist's record count,
+//! so a publish after an upload lists only the records changed since (one indexed query),
+//! rewrites and recompresses only their chunks, and splices the others from the published files.
+//! A full publish lays out the same bytes; it runs when the incremental one cannot be sure: a
+//! key change, a record count that the changes do not explain (a deletion), a new component or
+//! architecture, a chunk count outgrown, or a state from before chunking.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::object_store::{ObjectStoreExt as _, PutPayload};
-use artifactd_plugin_api::serde_json::{self, Value, json};
+use artifactd_plugin_api::serde::{Deserialize, Serialize};
+use artifactd_plugin_api::serde_json::{self, Value};
 use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, time};
 use sha2::Digest as _;
 
 /// Architectures announced by a dist that only has `Architecture: all` packages.
 const DEFAULT_ARCHES: &[&str] = &["amd64", "arm64", "i386"];
 
+/// Stanzas per chunk that a full publish aims at; an incremental one lets chunks grow to four
+/// times that before it lays the dist out again.
+const CHUNK_TARGET: u64 = 64;
+/// The most chunks a `Packages` file is cut into.
+const MAX_CHUNKS: u64 = 4096;
+
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One published index file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(crate = "artifactd_plugin_api::serde")]
+pub struct IndexFile {
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its derived blob (a `by-hash/SHA256/` name).
+    pub blob: String,
+}
+
+/// What a published dist serves, and what the next publish starts from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(crate = "artifactd_plugin_api::serde")]
+pub struct State {
+    /// The signed text.
+    pub release: String,
+    /// `Release`, cleartext-signed.
+    pub inrelease: String,
+    /// The detached signature of `release`.
+    pub release_gpg: String,
+    /// Components, sorted.
+    pub components: Vec<String>,
+    /// Architectures, sorted.
+    pub architectures: Vec<String>,
+    /// Index files by their path below the dist (`main/binary-amd64/Packages.gz`).
+    pub files: BTreeMap<String, IndexFile>,
+    /// The catalog generation whose changes this state includes; `None` for states written
+    /// before chunking, which the next publish redoes in full.
+    #[serde(default)]
+    pub generation: Option<u64>,
+    /// Records in the dist.
+    #[serde(default)]
+    pub count: u64,
+    /// Chunks per `Packages` file.
+    #[serde(default)]
+    pub chunks: u64,
+    /// Whether `architectures` are [`DEFAULT_ARCHES`] because every package is `all`.
+    #[serde(default)]
+    pub default_arches: bool,
+    /// Per `Packages` path, each chunk's length in the plain and in the gzip file.
+    #[serde(default)]
+    pub layout: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 /// The state file of a dist.
@@ -27,21 +88,25 @@ pub fn state_path(dist: &str) -> BlobPath {
     BlobPath::from(format!("dists/{dist}/state.json"))
 }
 
+async fn read_blob(cx: &RepoContext, path: &BlobPath) -> Result<Option<Bytes>> {
+    match cx.blobs.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await?)),
+        Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reads a dist's published state.
 ///
 /// # Errors
 /// Storage failures other than "not published".
-pub async fn load_state(cx: &RepoContext, dist: &str) -> Result<Option<Value>> {
-    match cx.blobs.get(&state_path(dist)).await {
-        Ok(r) => {
-            let bytes = r.bytes().await?;
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::internal("dist state is unreadable", e))
-        }
-        Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+pub async fn load_state(cx: &RepoContext, dist: &str) -> Result<Option<State>> {
+    let Some(bytes) = read_blob(cx, &state_path(dist)).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::internal("dist state is unreadable", e))
 }
 
 pub fn component(r: &FileRecord) -> &str {
@@ -68,19 +133,265 @@ pub fn stanza(r: &FileRecord) -> String {
     )
 }
 
-/// `Packages.gz`. No `.xz`: apt reads gzip as well, and xz (preset 6) took ten times as long as
-/// everything else in a publish of a large dist.
+/// Gzip of one chunk (a member of `Packages.gz`). No `.xz`: apt reads gzip as well, and xz
+/// (preset 6) took ten times as long as everything else in a publish of a large dist.
 fn compress(text: &[u8]) -> Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(text)?;
     Ok(gz.finish()?)
 }
 
-/// Regenerates and signs one dist.
+/// How many chunks a dist of `n` records gets.
+fn chunks_for(n: u64) -> u64 {
+    n.div_ceil(CHUNK_TARGET).next_power_of_two().min(MAX_CHUNKS)
+}
+
+/// The chunk of a package (FNV-1a of its catalog key: stable across builds and nodes).
+fn chunk_of(key: &str, chunks: u64) -> usize {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(h % chunks.max(1)).unwrap_or(0)
+}
+
+/// Whether `r` is listed in `comp/binary-a/Packages`.
+fn belongs(r: &FileRecord, comp: &str, a: &str) -> bool {
+    component(r) == comp && (arch(r) == a || arch(r) == "all")
+}
+
+/// A chunk's stanzas by path; each stanza text ends in a blank line.
+type Chunk = BTreeMap<String, String>;
+
+/// The stanzas of a published chunk. `None` when the text is not what publishing writes.
+fn parse_chunk(text: &[u8]) -> Option<Chunk> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut chunk = Chunk::new();
+    for stanza in text.split_inclusive("\n\n") {
+        let path = stanza
+            .split('\n')
+            .find_map(|l| l.strip_prefix("Filename: "))?;
+        chunk.insert(path.to_owned(), stanza.to_owned());
+    }
+    Some(chunk)
+}
+
+/// A chunk's plain text and gzip member (none when the chunk is empty).
+fn render_chunk(chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
+    let text: String = chunk.values().map(String::as_str).collect();
+    let gz = if text.is_empty() {
+        Vec::new()
+    } else {
+        compress(text.as_bytes())?
+    };
+    Ok((text.into_bytes(), gz))
+}
+
+/// The chunks of one `Packages` file being published: text and gzip member per chunk.
+#[derive(Debug, Default)]
+struct Parts {
+    text: Vec<Bytes>,
+    gz: Vec<Bytes>,
+}
+
+/// An index's chunks cut from its published files along the state's layout; `None` when the
+/// files do not match the layout.
+async fn published_parts(cx: &RepoContext, state: &State, rel: &str) -> Result<Option<Parts>> {
+    let (Some(layout), Some(plain), Some(gz)) = (
+        state.layout.get(rel),
+        state.files.get(rel),
+        state.files.get(&format!("{rel}.gz")),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(plain), Some(gz)) = (
+        read_blob(cx, &BlobPath::from(plain.blob.as_str())).await?,
+        read_blob(cx, &BlobPath::from(gz.blob.as_str())).await?,
+    ) else {
+        return Ok(None);
+    };
+    let mut parts = Parts::default();
+    let (mut t, mut g) = (0usize, 0usize);
+    for &(tl, gl) in layout {
+        let (Ok(tl), Ok(gl)) = (usize::try_from(tl), usize::try_from(gl)) else {
+            return Ok(None);
+        };
+        if t + tl > plain.len() || g + gl > gz.len() {
+            return Ok(None);
+        }
+        parts.text.push(plain.slice(t..t + tl));
+        parts.gz.push(gz.slice(g..g + gl));
+        t += tl;
+        g += gl;
+    }
+    // An index with no stanzas is one empty gzip stream and no member.
+    Ok((t == plain.len() && (g == gz.len() || g == 0)).then_some(parts))
+}
+
+/// What one publish writes: the new `Packages` files and their chunk layout.
+#[derive(Debug, Default)]
+struct Draft {
+    files: BTreeMap<String, IndexFile>,
+    layout: BTreeMap<String, Vec<(u64, u64)>>,
+}
+
+impl Draft {
+    /// Keeps an index as `previous` published it; `false` when it has no such index.
+    fn keep(&mut self, previous: &State, rel: &str) -> bool {
+        let gz_name = format!("{rel}.gz");
+        let (Some(layout), Some(p), Some(g)) = (
+            previous.layout.get(rel),
+            previous.files.get(rel),
+            previous.files.get(&gz_name),
+        ) else {
+            return false;
+        };
+        self.layout.insert(rel.to_owned(), layout.clone());
+        self.files.insert(rel.to_owned(), p.clone());
+        self.files.insert(gz_name, g.clone());
+        true
+    }
+
+    /// Writes one index from its chunks, or keeps the published files when nothing changed.
+    async fn write(
+        &mut self,
+        cx: &RepoContext,
+        dist: &str,
+        rel: &str,
+        parts: Parts,
+        previous: &State,
+    ) -> Result<()> {
+        let layout: Vec<(u64, u64)> = parts
+            .text
+            .iter()
+            .zip(&parts.gz)
+            .map(|(t, g)| (t.len() as u64, g.len() as u64))
+            .collect();
+        let text: Vec<u8> = parts.text.concat();
+        let sha = hex(&sha2::Sha256::digest(&text));
+        if previous.layout.get(rel) == Some(&layout)
+            && previous.files.get(rel).is_some_and(|p| p.sha256 == sha)
+            && self.keep(previous, rel)
+        {
+            return Ok(());
+        }
+        self.layout.insert(rel.to_owned(), layout);
+        let gz_name = format!("{rel}.gz");
+        let mut gz: Vec<u8> = parts.gz.concat();
+        if gz.is_empty() {
+            gz = compress(b"")?;
+        }
+        let dir = rel.trim_end_matches("Packages");
+        for (name, body, digest) in [(rel.to_owned(), text, sha), (gz_name, gz, String::new())] {
+            let digest = if digest.is_empty() {
+                hex(&sha2::Sha256::digest(&body))
+            } else {
+                digest
+            };
+            let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
+            let size = body.len() as u64;
+            cx.blobs
+                .put(
+                    &BlobPath::from(blob.as_str()),
+                    PutPayload::from(Bytes::from(body)),
+                )
+                .await?;
+            self.files.insert(
+                name,
+                IndexFile {
+                    sha256: digest,
+                    size,
+                    blob,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The dist's layout: components and architectures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    components: Vec<String>,
+    architectures: Vec<String>,
+    default_arches: bool,
+}
+
+impl Shape {
+    fn of(records: &[FileRecord]) -> Self {
+        let components: BTreeSet<&str> = records.iter().map(component).collect();
+        let arches: BTreeSet<&str> = records.iter().map(arch).filter(|a| *a != "all").collect();
+        let default_arches = arches.is_empty();
+        let architectures = if default_arches {
+            DEFAULT_ARCHES.iter().map(|a| (*a).to_owned()).collect()
+        } else {
+            arches.into_iter().map(str::to_owned).collect()
+        };
+        Self {
+            components: components.into_iter().map(str::to_owned).collect(),
+            architectures,
+            default_arches,
+        }
+    }
+
+    /// Whether a record fits this shape without changing it.
+    fn fits(&self, r: &FileRecord) -> bool {
+        self.components.iter().any(|c| c == component(r))
+            && match arch(r) {
+                "all" => true,
+                a => !self.default_arches && self.architectures.iter().any(|x| x == a),
+            }
+    }
+
+    /// `(component, architecture, Packages path)` of every index.
+    fn indexes(&self) -> Vec<(&str, &str, String)> {
+        let mut out = Vec::new();
+        for c in &self.components {
+            for a in &self.architectures {
+                out.push((c.as_str(), a.as_str(), format!("{c}/binary-{a}/Packages")));
+            }
+        }
+        out
+    }
+}
+
+/// How a dist was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// From all its records.
+    Full,
+    /// By applying the records changed since the last publish.
+    Changes,
+    /// Nothing had changed; the published files stay.
+    Unchanged,
+}
+
+/// Regenerates and signs one dist; `full` lays it out from all its records, otherwise only the
+/// records changed since the last publish are applied when that is sound.
 ///
 /// # Errors
 /// Catalog, storage and signing failures.
-pub async fn publish(cx: &RepoContext, dist: &str) -> Result<()> {
+pub async fn publish(cx: &RepoContext, dist: &str, full: bool) -> Result<Published> {
+    // Read first: every change stamped at or below it is visible to the queries below.
+    let generation = cx.catalog.generation().await?;
+    let previous = load_state(cx, dist).await?;
+    if !full && let Some(previous) = &previous {
+        match publish_changes(cx, dist, generation, previous).await? {
+            Some(true) => return Ok(Published::Changes),
+            Some(false) => return Ok(Published::Unchanged),
+            None => {}
+        }
+    }
+    publish_all(cx, dist, generation, previous.as_ref()).await?;
+    Ok(Published::Full)
+}
+
+/// The full publish.
+async fn publish_all(
+    cx: &RepoContext,
+    dist: &str,
+    generation: u64,
+    previous: Option<&State>,
+) -> Result<()> {
     let records = cx.catalog.list(ListQuery::all().in_scope(dist)).await?;
     if records.is_empty() {
         match cx.blobs.delete(&state_path(dist)).await {
@@ -90,95 +401,186 @@ pub async fn publish(cx: &RepoContext, dist: &str) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    let previous = load_state(cx, dist).await?;
-    let prev_files = previous
-        .as_ref()
-        .and_then(|s| s.get("files"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let components: BTreeSet<&str> = records.iter().map(component).collect();
-    let mut arches: BTreeSet<&str> = records.iter().map(arch).filter(|a| *a != "all").collect();
-    if arches.is_empty() {
-        arches.extend(DEFAULT_ARCHES);
-    }
-    let mut files: BTreeMap<String, Value> = BTreeMap::new();
-    for comp in &components {
-        for a in &arches {
-            let mut selected: Vec<&FileRecord> = records
-                .iter()
-                .filter(|r| component(r) == *comp && (arch(r) == *a || arch(r) == "all"))
-                .collect();
-            selected.sort_by(|x, y| {
-                (&x.name, &x.version, &x.path).cmp(&(&y.name, &y.version, &y.path))
-            });
-            let text: String = selected
-                .iter()
-                .map(|r| stanza(r))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let text = text.into_bytes();
-            let rel = format!("{comp}/binary-{a}/Packages");
-            let sha = hex(&sha2::Sha256::digest(&text));
-            let unchanged = prev_files
-                .get(&rel)
-                .and_then(|v| v.get("sha256"))
-                .and_then(Value::as_str)
-                == Some(sha.as_str());
-            if unchanged {
-                for suffix in ["", ".gz"] {
-                    let name = format!("{rel}{suffix}");
-                    if let Some(v) = prev_files.get(&name) {
-                        files.insert(name, v.clone());
-                    }
-                }
-                continue;
-            }
-            let gz = compress(&text)?;
-            for (suffix, body) in [("", text), (".gz", gz)] {
-                let digest = hex(&sha2::Sha256::digest(&body));
-                let blob = format!("dists/{dist}/{comp}/binary-{a}/by-hash/SHA256/{digest}");
-                let size = body.len();
-                cx.blobs
-                    .put(
-                        &BlobPath::from(blob.as_str()),
-                        PutPayload::from(Bytes::from(body)),
-                    )
-                    .await?;
-                files.insert(
-                    format!("{rel}{suffix}"),
-                    json!({ "sha256": digest, "size": size, "blob": blob }),
-                );
+    let shape = Shape::of(&records);
+    let chunks = chunks_for(records.len() as u64);
+    let none = State::default();
+    let previous = previous.unwrap_or(&none);
+    let mut draft = Draft::default();
+    for (comp, a, rel) in shape.indexes() {
+        let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
+        for r in records.iter().filter(|r| belongs(r, comp, a)) {
+            if let Some(chunk) = split.get_mut(chunk_of(&r.key, chunks)) {
+                chunk.insert(r.path.clone(), stanza(r) + "\n");
             }
         }
+        let mut parts = Parts::default();
+        for chunk in &split {
+            let (text, gz) = render_chunk(chunk)?;
+            parts.text.push(Bytes::from(text));
+            parts.gz.push(Bytes::from(gz));
+        }
+        draft.write(cx, dist, &rel, parts, previous).await?;
     }
-    let comps: Vec<&str> = components.into_iter().collect();
-    let arch_list: Vec<&str> = arches.into_iter().collect();
+    let state = State {
+        generation: Some(generation),
+        count: records.len() as u64,
+        chunks,
+        ..State::default()
+    };
+    finish(cx, dist, state, shape, draft).await
+}
+
+/// The incremental publish: whether anything changed, `None` when it cannot be sure and a full
+/// one must run.
+async fn publish_changes(
+    cx: &RepoContext,
+    dist: &str,
+    generation: u64,
+    previous: &State,
+) -> Result<Option<bool>> {
+    let Some(since) = previous.generation else {
+        return Ok(None);
+    };
+    if previous.chunks == 0 {
+        return Ok(None);
+    }
+    let shape = Shape {
+        components: previous.components.clone(),
+        architectures: previous.architectures.clone(),
+        default_arches: previous.default_arches,
+    };
+    let changed = cx
+        .catalog
+        .list(ListQuery::all().in_scope(dist).changed_since(since))
+        .await?;
+    if !changed.iter().all(|r| shape.fits(r)) {
+        return Ok(None);
+    }
+    let changed_paths: BTreeSet<&str> = changed.iter().map(|r| r.path.as_str()).collect();
+    // Paths that were published already: replaced, not added.
+    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    let mut rewritten = Vec::new();
+    for (comp, a, rel) in shape.indexes() {
+        let mine: Vec<&FileRecord> = changed.iter().filter(|r| belongs(r, comp, a)).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let Some(mut parts) = published_parts(cx, previous, &rel).await? else {
+            return Ok(None);
+        };
+        let mut touched: HashMap<usize, Vec<&FileRecord>> = HashMap::new();
+        for r in mine {
+            touched
+                .entry(chunk_of(&r.key, previous.chunks))
+                .or_default()
+                .push(r);
+        }
+        for (i, records) in touched {
+            let Some(mut chunk) = parts.text.get(i).and_then(|t| parse_chunk(t)) else {
+                return Ok(None);
+            };
+            for p in &changed_paths {
+                if chunk.remove(*p).is_some() {
+                    replaced.insert(p);
+                }
+            }
+            for r in records {
+                chunk.insert(r.path.clone(), stanza(r) + "\n");
+            }
+            let (text, gz) = render_chunk(&chunk)?;
+            parts.text[i] = Bytes::from(text);
+            parts.gz[i] = Bytes::from(gz);
+        }
+        rewritten.push((rel, parts));
+    }
+    let count = previous.count + changed.len().saturating_sub(replaced.len()) as u64;
+    // Deletions leave no stamped row: the count shows them. So does a change committed while
+    // this publish ran; either way the full publish is the sound answer.
+    if count > previous.chunks * CHUNK_TARGET * 4 && previous.chunks < MAX_CHUNKS
+        || cx.catalog.count(ListQuery::all().in_scope(dist)).await? != count
+    {
+        return Ok(None);
+    }
+    if changed.is_empty() {
+        return Ok(Some(false));
+    }
+    let mut draft = Draft::default();
+    for (_, _, rel) in shape.indexes() {
+        if !rewritten.iter().any(|(r, _)| *r == rel) && !draft.keep(previous, &rel) {
+            return Ok(None);
+        }
+    }
+    for (rel, parts) in rewritten {
+        draft.write(cx, dist, &rel, parts, previous).await?;
+    }
+    let state = State {
+        generation: Some(generation),
+        count,
+        chunks: previous.chunks,
+        ..State::default()
+    };
+    finish(cx, dist, state, shape, draft).await?;
+    Ok(Some(true))
+}
+
+/// Writes `Release` for the drafted files, signs it and switches the dist's state.
+async fn finish(
+    cx: &RepoContext,
+    dist: &str,
+    mut state: State,
+    shape: Shape,
+    draft: Draft,
+) -> Result<()> {
     let mut release = format!(
         "Origin: artifactd\nLabel: {repo}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {arches}\nComponents: {comps}\nDescription: artifactd repository {repo}, {dist}\nAcquire-By-Hash: yes\nSHA256:\n",
         repo = cx.repo,
         date = time::rfc2822(time::now_millis()),
-        arches = arch_list.join(" "),
-        comps = comps.join(" "),
+        arches = shape.architectures.join(" "),
+        comps = shape.components.join(" "),
     );
-    for (name, v) in &files {
-        let sha = v.get("sha256").and_then(Value::as_str).unwrap_or_default();
-        let size = v.get("size").and_then(Value::as_u64).unwrap_or(0);
-        release.push_str(&format!(" {sha} {size:>16} {name}\n"));
+    for (name, f) in &draft.files {
+        release.push_str(&format!(" {} {:>16} {name}\n", f.sha256, f.size));
     }
-    let inrelease = cx.signer.sign_cleartext(&release).await?;
-    let release_gpg = cx.signer.sign_detached(release.as_bytes()).await?;
-    let state = json!({
-        "release": release,
-        "inrelease": inrelease,
-        "release_gpg": release_gpg,
-        "components": comps,
-        "architectures": arch_list,
-        "files": files,
-    });
+    state.inrelease = cx.signer.sign_cleartext(&release).await?;
+    state.release_gpg = cx.signer.sign_detached(release.as_bytes()).await?;
+    state.release = release;
+    state.components = shape.components;
+    state.architectures = shape.architectures;
+    state.default_arches = shape.default_arches;
+    state.files = draft.files;
+    state.layout = draft.layout;
     let body = serde_json::to_vec(&state).map_err(|e| Error::internal("dist state", e))?;
     cx.blobs
         .put(&state_path(dist), PutPayload::from(body))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_grow_with_the_dist() {
+        assert_eq!(chunks_for(0), 1);
+        assert_eq!(chunks_for(64), 1);
+        assert_eq!(chunks_for(65), 2);
+        assert_eq!(chunks_for(10_000), 256);
+        assert_eq!(chunks_for(10_000_000), MAX_CHUNKS);
+    }
+
+    #[test]
+    fn a_chunk_reads_back_by_path() {
+        let text = "Package: a\nFilename: pool/a.deb\nSize: 1\n\nPackage: b\nX: y\n z\nFilename: pool/b.deb\nSize: 2\n\n";
+        let chunk = parse_chunk(text.as_bytes()).expect("parses");
+        assert_eq!(
+            chunk.keys().collect::<Vec<_>>(),
+            ["pool/a.deb", "pool/b.deb"]
+        );
+        assert_eq!(
+            render_chunk(&chunk).expect("render").0,
+            text.as_bytes().to_vec()
+        );
+        assert!(parse_chunk(b"Package: a\n\n").is_none());
+    }
 }

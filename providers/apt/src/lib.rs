@@ -41,7 +41,7 @@ pub fn factory() -> ProviderFactory {
 /// A published dist's state with the repo generation it was read at. The host bumps the
 /// generation when the catalog changes and again after each publish, so a state cached under the
 /// current generation is the current one, on every node.
-type CachedState = (u64, Arc<Value>);
+type CachedState = (u64, Arc<index::State>);
 
 /// Published dist states by (repo, dist).
 #[derive(Debug, Default)]
@@ -53,6 +53,9 @@ struct StateCache {
 #[derive(Debug, Default)]
 pub struct AptProvider {
     cache: StateCache,
+    /// How each publish went, for tests of the incremental path.
+    #[cfg(test)]
+    published: Mutex<Vec<index::Published>>,
 }
 
 /// Dist and component names: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
@@ -74,7 +77,7 @@ fn pool_prefix(source: &str) -> &str {
 }
 
 impl AptProvider {
-    async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<Value>> {
+    async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<index::State>> {
         let generation = cx.catalog.generation().await?;
         let key = (cx.repo.clone(), dist.to_owned());
         if let Some((g, s)) = self
@@ -129,39 +132,33 @@ impl AptProvider {
             ));
         }
         let state = self.state(cx, dist).await?;
-        let text = |k: &str| {
-            state
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
         let no_cache = HeaderValue::from_static("no-cache");
         match rest {
-            "InRelease" => Ok(
-                ServeResponse::bytes("text/plain; charset=utf-8", text("inrelease"))
-                    .with_header(CACHE_CONTROL, no_cache),
-            ),
-            "Release" => Ok(
-                ServeResponse::bytes("text/plain; charset=utf-8", text("release"))
-                    .with_header(CACHE_CONTROL, no_cache),
-            ),
+            "InRelease" => Ok(ServeResponse::bytes(
+                "text/plain; charset=utf-8",
+                state.inrelease.clone(),
+            )
+            .with_header(CACHE_CONTROL, no_cache)),
+            "Release" => Ok(ServeResponse::bytes(
+                "text/plain; charset=utf-8",
+                state.release.clone(),
+            )
+            .with_header(CACHE_CONTROL, no_cache)),
             "Release.gpg" => Ok(ServeResponse::bytes(
                 "application/pgp-signature",
-                text("release_gpg"),
+                state.release_gpg.clone(),
             )
             .with_header(CACHE_CONTROL, no_cache)),
             _ => {
-                let blob = state
-                    .get("files")
-                    .and_then(|f| f.get(rest))
-                    .and_then(|f| f.get("blob"))
-                    .and_then(Value::as_str)
+                let blob = &state
+                    .files
+                    .get(rest)
                     .ok_or_else(|| {
                         Error::not_found(format!(
                             "There is no index file {rest:?} in dist {dist:?}."
                         ))
-                    })?;
+                    })?
+                    .blob;
                 let ct = if rest.ends_with(".gz") {
                     "application/gzip"
                 } else if rest.ends_with(".xz") {
@@ -170,7 +167,7 @@ impl AptProvider {
                     "text/plain; charset=utf-8"
                 };
                 Ok(
-                    ServeResponse::blob(ct, BlobRef::Derived(BlobPath::from(blob)))
+                    ServeResponse::blob(ct, BlobRef::Derived(BlobPath::from(blob.as_str())))
                         .with_header(CACHE_CONTROL, no_cache),
                 )
             }
@@ -350,8 +347,14 @@ impl Provider for AptProvider {
                 .map(|r| r.scope)
                 .collect(),
         };
+        let full = !matches!(scope, IndexScope::Scopes(_));
         for dist in dists {
-            index::publish(cx, &dist).await?;
+            let _how = index::publish(cx, &dist, full).await?;
+            #[cfg(test)]
+            self.published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(_how);
         }
         self.cache
             .states
@@ -526,13 +529,9 @@ fn sources_file(cx: &RepoContext, dist: &str, comps: &[&str], keyring: &str) -> 
     )
 }
 
-fn install_script(cx: &RepoContext, dist: &str, state: &Value) -> String {
+fn install_script(cx: &RepoContext, dist: &str, state: &index::State) -> String {
     let base = cx.base_url.trim_end_matches('/');
-    let comps: Vec<&str> = state
-        .get("components")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let comps: Vec<&str> = state.components.iter().map(String::as_str).collect();
     let repo = &cx.repo;
     format!(
         "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\n{sources}EOF\napt-get update\n",
@@ -542,7 +541,9 @@ fn install_script(cx: &RepoContext, dist: &str, state: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use artifactd_plugin_api::Catalog as _;
     use artifactd_plugin_api::testing::{Kit, Sample, TestHost, conformance};
+    use sha2::Digest as _;
 
     use super::*;
     use crate::testing::{Compression, Deb};
@@ -622,5 +623,190 @@ mod tests {
         let (f, b) = Deb::new("hello", "1.1", "amd64").build();
         let e = host.upload("r", &f, &b, &[]).await.unwrap_err();
         assert!(e.to_string().contains("dist"), "{e}");
+    }
+
+    /// Packages and Packages.gz of `dist`'s `main/binary-<arch>`; the gzip's members read as one
+    /// stream must give the plain file.
+    async fn packages(host: &TestHost, arch: &str) -> (Vec<u8>, Vec<u8>) {
+        use std::io::Read as _;
+        let base = format!("dists/stable/main/binary-{arch}/Packages");
+        let plain = host.get("r", &base).await.unwrap().1.to_vec();
+        let gz = host
+            .get("r", &format!("{base}.gz"))
+            .await
+            .unwrap()
+            .1
+            .to_vec();
+        let mut unpacked = Vec::new();
+        flate2::read::MultiGzDecoder::new(gz.as_slice())
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, plain, "Packages.gz holds Packages");
+        (plain, gz)
+    }
+
+    async fn put(host: &TestHost, d: Deb) {
+        let (f, b) = d.build();
+        host.upload("r", &f, &b, &[("dist", "stable")])
+            .await
+            .unwrap();
+    }
+
+    async fn publish(host: &TestHost) -> index::Published {
+        index::publish(&host.context("r"), "stable", false)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn incremental_publishes_equal_full_ones() {
+        let provider = Arc::new(AptProvider::default());
+        let host = TestHost::new(provider.clone());
+        for i in 0..150 {
+            let arch = if i % 3 == 0 { "all" } else { "amd64" };
+            put(
+                &host,
+                Deb::new(&format!("p{}", i / 2), &format!("1.{i}"), arch),
+            )
+            .await;
+        }
+        // Lay the dist out in chunks for 150 packages, then change it one upload at a time.
+        host.reindex("r").await.unwrap();
+        assert_eq!(publish(&host).await, index::Published::Unchanged);
+        host.set_overwrite("r", true);
+        let changes = [
+            Deb::new("new-one", "1.0", "amd64"),
+            Deb::new("new-all", "2.0", "all").line("Depends: new-one"),
+            Deb::new("p3", "1.7", "amd64").payload(b"replaced bytes"),
+            Deb::new("p0", "1.0", "all").payload(b"replaced too"),
+        ];
+        for d in changes {
+            let (f, b) = d.build();
+            host.upload("r", &f, &b, &[("dist", "stable")])
+                .await
+                .unwrap();
+            assert_eq!(
+                provider.published.lock().unwrap().last(),
+                Some(&index::Published::Changes)
+            );
+            let st = index::load_state(&host.context("r"), "stable")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(st.chunks, 4);
+            assert_eq!(
+                st.count,
+                host.catalog("r")
+                    .count(ListQuery::all().in_scope("stable"))
+                    .await
+                    .unwrap()
+            );
+        }
+        put(&host, Deb::new("last", "1.0", "amd64")).await;
+        let (plain, gz) = packages(&host, "amd64").await;
+        let text = String::from_utf8_lossy(&plain).into_owned();
+        assert_eq!(text.matches("Package: ").count(), 153, "{text}");
+        assert!(text.contains("Package: new-all\nVersion: 2.0"));
+        assert!(gz.windows(2).filter(|w| w == &[0x1f, 0x8b]).count() >= 4);
+        let replaced = sha2::Sha256::digest(
+            Deb::new("p3", "1.7", "amd64")
+                .payload(b"replaced bytes")
+                .build()
+                .1,
+        );
+        assert!(text.contains(&format!(
+            "SHA256: {}",
+            replaced
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )));
+        let release = host.get("r", "dists/stable/Release").await.unwrap().1;
+        host.reindex("r").await.unwrap();
+        assert_eq!(
+            packages(&host, "amd64").await,
+            (plain, gz),
+            "same bytes as a full publish"
+        );
+        let again = host.get("r", "dists/stable/Release").await.unwrap().1;
+        let files = |r: &[u8]| {
+            String::from_utf8_lossy(r)
+                .lines()
+                .filter(|l| l.starts_with(' '))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(files(&release), files(&again));
+    }
+
+    /// A record of `tool` inserted behind the provider's back (no publish follows).
+    async fn insert_behind(host: &TestHost, version: &str) {
+        let path = format!("pool/main/t/tool/tool_{version}_amd64.deb");
+        let stanza = format!("Package: tool\nVersion: {version}\nArchitecture: amd64");
+        host.catalog("r")
+            .insert(
+                NewRecord::new(&path, "tool", "tool", version, 1, "00".repeat(32))
+                    .with_scope("stable")
+                    .with_meta(json!({"component": "main", "arch": "amd64", "stanza": stanza})),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn publishes_in_full_when_changes_cannot_be_applied() {
+        use index::Published::{Changes, Full, Unchanged};
+        let host = TestHost::new(Arc::new(AptProvider::default()));
+        put(&host, Deb::new("docs", "1.0", "all")).await;
+        // Only `all` packages: the default architectures, then the real one.
+        assert!(!packages(&host, "i386").await.0.is_empty());
+        put(&host, Deb::new("tool", "1.0", "amd64")).await;
+        let (_, release) = host.get("r", "dists/stable/Release").await.unwrap();
+        assert!(String::from_utf8_lossy(&release).contains("Architectures: amd64\n"));
+        assert!(
+            host.get("r", "dists/stable/main/binary-i386/Packages")
+                .await
+                .is_err()
+        );
+        put(&host, Deb::new("tool", "1.1", "amd64")).await;
+        // A deletion and an insert that no publish saw, as after a crash between the two.
+        assert!(
+            host.catalog("r")
+                .delete("stable", "pool/main/t/tool/tool_1.0_amd64.deb")
+                .await
+                .unwrap()
+        );
+        insert_behind(&host, "1.4").await;
+        assert_eq!(publish(&host).await, Full, "the count shows the deletion");
+        let text = String::from_utf8_lossy(&packages(&host, "amd64").await.0).into_owned();
+        assert!(
+            !text.contains("tool_1.0_amd64") && text.contains("tool_1.4_amd64"),
+            "{text}"
+        );
+        insert_behind(&host, "1.5").await;
+        assert_eq!(publish(&host).await, Changes);
+        assert!(
+            String::from_utf8_lossy(&packages(&host, "amd64").await.0).contains("tool_1.5_amd64")
+        );
+        assert_eq!(publish(&host).await, Unchanged);
+        // A new architecture or component needs new indexes.
+        put(&host, Deb::new("tool", "1.3", "arm64")).await;
+        assert!(
+            packages(&host, "arm64")
+                .await
+                .0
+                .starts_with(b"Package: docs")
+        );
+        let (f, b) = Deb::new("extra", "1.0", "amd64").build();
+        host.upload("r", &f, &b, &[("dist", "stable"), ("component", "contrib")])
+            .await
+            .unwrap();
+        let (_, release) = host.get("r", "dists/stable/Release").await.unwrap();
+        assert!(String::from_utf8_lossy(&release).contains("Components: contrib main\n"));
+        assert!(
+            host.get("r", "dists/stable/contrib/binary-arm64/Packages.gz")
+                .await
+                .is_ok()
+        );
     }
 }
