@@ -154,6 +154,9 @@ fn select(repo_id: i64, q: ListQuery) -> sea_orm::Select<file::Entity> {
     if let Some(g) = q.changed_since {
         find = find.filter(file::Column::ChangedGen.gt(i64::try_from(g).unwrap_or(i64::MAX)));
     }
+    if let Some(g) = q.changed_until {
+        find = find.filter(file::Column::ChangedGen.lte(i64::try_from(g).unwrap_or(i64::MAX)));
+    }
     find
 }
 

@@ -167,6 +167,9 @@ pub struct ListQuery {
     /// Only records inserted, replaced or yanked by a change that raised the repo's
     /// [`Catalog::generation`] above this number.
     pub changed_since: Option<u64>,
+    /// Only records whose last insert, replace or yank left the generation at or below this
+    /// number: with a generation read earlier, what was committed by then.
+    pub changed_until: Option<u64>,
 }
 
 impl ListQuery {
@@ -202,6 +205,12 @@ impl ListQuery {
         self.changed_since = Some(generation);
         self
     }
+
+    /// Restricts to records last changed at or before `generation`.
+    pub fn changed_until(mut self, generation: u64) -> Self {
+        self.changed_until = Some(generation);
+        self
+    }
 }
 
 /// The file records of one repo, implemented by the host on its database.
@@ -216,8 +225,9 @@ impl ListQuery {
 ///   record is stamped with the generation its change produced, and changes are stamped in the
 ///   order they commit: once [`Catalog::generation`] has returned `g`, every record stamped at or
 ///   below `g` is visible, so a provider that read `g` and then listed
-///   [`ListQuery::changed_since`] its last `g` has seen every insert and replace in between
-///   (deletions leave no row: [`Catalog::count`] shows them).
+///   [`ListQuery::changed_since`] its last `g` and [`ListQuery::changed_until`] `g` has seen
+///   every insert and replace in between, however many writers commit meanwhile (deletions
+///   leave no row: [`Catalog::count`] shows them).
 /// - [`Catalog::list`] returns records ordered by key, then version, then path.
 ///
 /// # Errors

@@ -61,6 +61,7 @@ impl MemoryCatalog {
             .filter(|(r, _)| q.key.as_ref().is_none_or(|k| &r.key == k))
             .filter(|(r, _)| q.path.as_ref().is_none_or(|p| &r.path == p))
             .filter(|(_, g)| q.changed_since.is_none_or(|since| *g > since))
+            .filter(|(_, g)| q.changed_until.is_none_or(|until| *g <= until))
             .map(|(r, _)| r.clone())
             .collect()
     }

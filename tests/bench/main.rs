@@ -397,6 +397,12 @@ fn main() {
         .position(|a| a == "--n")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    // `--only pypi` or `--only apt`: one side of the per-N measurements.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
     let cfg = Config {
         ns: ns.unwrap_or_else(|| {
             if quick {
@@ -452,8 +458,12 @@ fn main() {
     for &n in &cfg.ns {
         eprintln!("== N = {n}");
         let data = generate(n, scratch);
-        pypi(&mut rep, &cfg, n, &data, &venv, scratch);
-        apt(&mut rep, &cfg, n, &data, scratch);
+        if only.is_none_or(|o| o == "pypi") {
+            pypi(&mut rep, &cfg, n, &data, &venv, scratch);
+        }
+        if only.is_none_or(|o| o == "apt") {
+            apt(&mut rep, &cfg, n, &data, scratch);
+        }
     }
     targets(&mut rep, &cfg);
     write_report(&rep, &cfg, quick);

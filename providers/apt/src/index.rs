@@ -33,6 +33,15 @@ const CHUNK_TARGET: u64 = 64;
 /// The most chunks a `Packages` file is cut into.
 const MAX_CHUNKS: u64 = 4096;
 
+/// How long an index file that a publish replaced stays downloadable, for clients that read the
+/// previous `InRelease` (ms).
+const RETIRED_FOR_MS: i64 = 5 * 60 * 1000;
+/// Under a stream of publishes, retired files beyond the newest [`RETIRED_KEPT`] go sooner, once
+/// this old (ms): a large dist retires megabytes per upload.
+const RETIRED_MIN_MS: i64 = 30 * 1000;
+/// See [`RETIRED_MIN_MS`].
+const RETIRED_KEPT: usize = 64;
+
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -81,6 +90,10 @@ pub struct State {
     /// Per `Packages` path, each chunk's length in the plain and in the gzip file.
     #[serde(default)]
     pub layout: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Index blobs that earlier publishes replaced, oldest first, with when (ms since the
+    /// epoch); they are deleted once clients of the old `InRelease` are done with them.
+    #[serde(default)]
+    pub retired: Vec<(String, i64)>,
 }
 
 /// The state file of a dist.
@@ -427,7 +440,7 @@ async fn publish_all(
         chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft).await
+    finish(cx, dist, state, shape, draft, previous).await
 }
 
 /// The incremental publish: whether anything changed, `None` when it cannot be sure and a full
@@ -449,9 +462,15 @@ async fn publish_changes(
         architectures: previous.architectures.clone(),
         default_arches: previous.default_arches,
     };
+    // Both queries stop at `generation`: uploads committed meanwhile are the next publish's.
     let changed = cx
         .catalog
-        .list(ListQuery::all().in_scope(dist).changed_since(since))
+        .list(
+            ListQuery::all()
+                .in_scope(dist)
+                .changed_since(since)
+                .changed_until(generation),
+        )
         .await?;
     if !changed.iter().all(|r| shape.fits(r)) {
         return Ok(None);
@@ -494,10 +513,14 @@ async fn publish_changes(
         rewritten.push((rel, parts));
     }
     let count = previous.count + changed.len().saturating_sub(replaced.len()) as u64;
-    // Deletions leave no stamped row: the count shows them. So does a change committed while
-    // this publish ran; either way the full publish is the sound answer.
+    // Deletions leave no stamped row: the count shows them (and a replace committed meanwhile,
+    // whose row moved past `generation`); the full publish is the sound answer then.
     if count > previous.chunks * CHUNK_TARGET * 4 && previous.chunks < MAX_CHUNKS
-        || cx.catalog.count(ListQuery::all().in_scope(dist)).await? != count
+        || cx
+            .catalog
+            .count(ListQuery::all().in_scope(dist).changed_until(generation))
+            .await?
+            != count
     {
         return Ok(None);
     }
@@ -519,22 +542,36 @@ async fn publish_changes(
         chunks: previous.chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft).await?;
+    finish(cx, dist, state, shape, draft, previous).await?;
     Ok(Some(true))
 }
 
-/// Writes `Release` for the drafted files, signs it and switches the dist's state.
+/// Writes `Release` for the drafted files, signs it and switches the dist's state; index files
+/// retired long enough ago are deleted.
 async fn finish(
     cx: &RepoContext,
     dist: &str,
     mut state: State,
     shape: Shape,
     draft: Draft,
+    previous: &State,
 ) -> Result<()> {
+    let now = time::now_millis();
+    let (retired, expired) = retire(previous, &draft.files, now);
+    // Neither the published state nor the new one refers to an expired file, so deleting them
+    // first is safe; after a crash here the old state lists them again and the next publish
+    // finds them gone.
+    for blob in expired {
+        match cx.blobs.delete(&BlobPath::from(blob)).await {
+            Ok(()) | Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.retired = retired;
     let mut release = format!(
         "Origin: artifactd\nLabel: {repo}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {arches}\nComponents: {comps}\nDescription: artifactd repository {repo}, {dist}\nAcquire-By-Hash: yes\nSHA256:\n",
         repo = cx.repo,
-        date = time::rfc2822(time::now_millis()),
+        date = time::rfc2822(now),
         arches = shape.architectures.join(" "),
         comps = shape.components.join(" "),
     );
@@ -556,9 +593,96 @@ async fn finish(
     Ok(())
 }
 
+/// The retired list after a publish that writes `files` at `now`, and the blobs to delete.
+fn retire(
+    previous: &State,
+    files: &BTreeMap<String, IndexFile>,
+    now: i64,
+) -> (Vec<(String, i64)>, Vec<String>) {
+    let current: BTreeSet<&str> = files.values().map(|f| f.blob.as_str()).collect();
+    let mut retired: Vec<(String, i64)> = previous
+        .retired
+        .iter()
+        .filter(|(b, _)| !current.contains(b.as_str()))
+        .cloned()
+        .collect();
+    let replaced: BTreeSet<&str> = previous
+        .files
+        .values()
+        .map(|f| f.blob.as_str())
+        .filter(|b| !current.contains(b))
+        .collect();
+    retired.retain(|(b, _)| !replaced.contains(b.as_str()));
+    retired.extend(replaced.into_iter().map(|b| (b.to_owned(), now)));
+    let newest_kept = retired.len().saturating_sub(RETIRED_KEPT);
+    let mut expired = Vec::new();
+    let mut kept = Vec::new();
+    for (i, (blob, at)) in retired.into_iter().enumerate() {
+        let age = now.saturating_sub(at);
+        if age > RETIRED_FOR_MS || (i < newest_kept && age > RETIRED_MIN_MS) {
+            expired.push(blob);
+        } else {
+            kept.push((blob, at));
+        }
+    }
+    (kept, expired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(blob: &str) -> IndexFile {
+        IndexFile {
+            sha256: String::new(),
+            size: 0,
+            blob: blob.to_owned(),
+        }
+    }
+
+    #[test]
+    fn replaced_index_files_are_deleted_once_clients_are_done() {
+        let files = |blobs: &[&str]| -> BTreeMap<String, IndexFile> {
+            blobs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i.to_string(), file(b)))
+                .collect()
+        };
+        let mut state = State {
+            files: files(&["a", "a.gz"]),
+            ..State::default()
+        };
+        // Each publish retires the files it replaces.
+        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000);
+        assert_eq!(
+            retired,
+            [("a".to_owned(), 1_000), ("a.gz".to_owned(), 1_000)]
+        );
+        assert!(expired.is_empty());
+        state.retired = retired;
+        state.files = files(&["b", "b.gz"]);
+        // Content that comes back is current again, not retired.
+        let (retired, _) = retire(&state, &files(&["a", "b.gz"]), 2_000);
+        assert_eq!(
+            retired,
+            [("a.gz".to_owned(), 1_000), ("b".to_owned(), 2_000)]
+        );
+        // Old enough: gone.
+        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000 + RETIRED_FOR_MS + 1);
+        assert!(retired.is_empty());
+        assert_eq!(expired, ["a", "a.gz"]);
+        // Many publishes in a row: beyond the newest kept, half a minute is enough.
+        state.retired = (0..100).map(|i| (format!("r{i}"), i)).collect();
+        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), RETIRED_MIN_MS + 20);
+        let names = |n: std::ops::Range<i64>| n.map(|i| format!("r{i}")).collect::<Vec<_>>();
+        assert_eq!(expired, names(0..20), "older than half a minute");
+        assert_eq!(retired.len(), 80);
+        state.retired = retired;
+        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), RETIRED_MIN_MS + 1_000);
+        assert_eq!(expired, names(20..36), "beyond the newest {RETIRED_KEPT}");
+        assert_eq!(retired.len(), RETIRED_KEPT);
+    }
 
     #[test]
     fn chunks_grow_with_the_dist() {
