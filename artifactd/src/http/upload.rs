@@ -8,12 +8,13 @@ use futures_util::TryStreamExt as _;
 use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use sha2::{Digest as _, Sha256};
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt as _;
 
 use super::error::ApiError;
 
 /// Bytes of an upload written between two background flushes to disk.
-const WRITEBACK_BYTES: u64 = 64 << 20;
+const WRITEBACK_BYTES: u64 = 8 << 20;
+/// Received chunks waiting for the spool writer (each at most hyper's read buffer).
+const SPOOL_QUEUE: usize = 16;
 
 /// Text fields may not exceed this many bytes each.
 const MAX_FIELD_BYTES: usize = 1 << 20;
@@ -49,6 +50,40 @@ pub struct Limits<'a> {
     pub max_bytes: u64,
     /// The one field the file must come in, if the protocol names it.
     pub file_field: Option<&'a str>,
+}
+
+/// Hashes and writes the chunks of one upload to `file` until the sender is done, then makes the
+/// file durable; returns the lower-case hex SHA-256. Large files are flushed to disk while they
+/// arrive, so that the final fdatasync (the file is durable before it is acknowledged) has
+/// little left.
+fn spool_file(
+    mut file: std::fs::File,
+    mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> std::io::Result<String> {
+    use std::io::Write as _;
+    let mut hasher = Sha256::new();
+    let mut unsynced = 0u64;
+    let mut writeback: Option<std::thread::JoinHandle<std::io::Result<()>>> = None;
+    while let Some(chunk) = chunks.blocking_recv() {
+        hasher.update(&chunk);
+        file.write_all(&chunk)?;
+        unsynced += chunk.len() as u64;
+        if unsynced >= WRITEBACK_BYTES && writeback.as_ref().is_none_or(|w| w.is_finished()) {
+            if let Some(w) = writeback.take() {
+                w.join()
+                    .map_err(|_| std::io::Error::other("the flush thread panicked"))??;
+            }
+            let f = file.try_clone()?;
+            writeback = Some(std::thread::spawn(move || f.sync_data()));
+            unsynced = 0;
+        }
+    }
+    if let Some(w) = writeback {
+        w.join()
+            .map_err(|_| std::io::Error::other("the flush thread panicked"))??;
+    }
+    file.sync_data()?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -137,16 +172,11 @@ pub async fn spool(
                     .tempfile_in(tmp_dir)
                     .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
                 let (std_file, temp) = named.into_parts();
-                let syncer = std_file
-                    .try_clone()
-                    .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
-                let mut file = tokio::fs::File::from_std(std_file);
-                let mut hasher = Sha256::new();
+                // Hashing and writing run on a blocking thread while this task receives and
+                // parses the next bytes: on two cores the two halves overlap.
+                let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SPOOL_QUEUE);
+                let writer = tokio::task::spawn_blocking(move || spool_file(std_file, rx));
                 let mut size = 0u64;
-                // Large files are flushed to disk while they arrive, so that the final
-                // fdatasync (the file is durable before it is acknowledged) has little left.
-                let mut unsynced = 0u64;
-                let mut writeback: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
                 while let Some(chunk) = field
                     .chunk()
                     .await
@@ -156,37 +186,21 @@ pub async fn spool(
                     if size > limits.max_bytes {
                         return Err(too_large(limits.max_bytes));
                     }
-                    hasher.update(&chunk);
-                    file.write_all(&chunk)
-                        .await
-                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
-                    unsynced += chunk.len() as u64;
-                    if unsynced >= WRITEBACK_BYTES
-                        && writeback.as_ref().is_none_or(|w| w.is_finished())
-                    {
-                        let f = syncer.try_clone().map_err(|e| {
-                            ApiError::internal("cannot write the temporary file", e)
-                        })?;
-                        writeback = Some(tokio::task::spawn_blocking(move || f.sync_data()));
-                        unsynced = 0;
+                    if tx.send(chunk).await.is_err() {
+                        // The writer stopped: its error is the answer.
+                        break;
                     }
                 }
-                if let Some(w) = writeback {
-                    w.await
-                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?
-                        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
-                }
-                file.flush()
+                drop(tx);
+                let sha256 = writer
                     .await
-                    .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
-                file.sync_data()
-                    .await
+                    .map_err(|e| ApiError::internal("cannot write the temporary file", e))?
                     .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
                 out.file = Some(SpooledFile {
                     filename,
                     temp,
                     size,
-                    sha256: hex::encode(hasher.finalize()),
+                    sha256,
                 });
             }
             None => {
