@@ -14,7 +14,8 @@
 //! architecture, a chunk count outgrown, or a state from before chunking.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex};
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
@@ -38,9 +39,11 @@ const MAX_CHUNKS: u64 = 4096;
 const RETIRED_FOR_MS: i64 = 5 * 60 * 1000;
 /// Under a stream of publishes, retired files beyond the newest [`RETIRED_KEPT`] go sooner, once
 /// this old (ms): a large dist retires megabytes per upload.
-const RETIRED_MIN_MS: i64 = 30 * 1000;
+const RETIRED_MIN_MS: i64 = 10 * 1000;
 /// See [`RETIRED_MIN_MS`].
 const RETIRED_KEPT: usize = 64;
+/// However young, no more retired files than this wait (the list lives in the state).
+const RETIRED_MAX: usize = 512;
 
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -206,38 +209,100 @@ struct Parts {
     gz: Vec<Bytes>,
 }
 
-/// An index's chunks cut from its published files along the state's layout; `None` when the
-/// files do not match the layout.
-async fn published_parts(cx: &RepoContext, state: &State, rel: &str) -> Result<Option<Parts>> {
-    let (Some(layout), Some(plain), Some(gz)) = (
-        state.layout.get(rel),
-        state.files.get(rel),
-        state.files.get(&format!("{rel}.gz")),
-    ) else {
-        return Ok(None);
-    };
-    let (Some(plain), Some(gz)) = (
-        read_blob(cx, &BlobPath::from(plain.blob.as_str())).await?,
-        read_blob(cx, &BlobPath::from(gz.blob.as_str())).await?,
-    ) else {
-        return Ok(None);
-    };
-    let mut parts = Parts::default();
-    let (mut t, mut g) = (0usize, 0usize);
-    for &(tl, gl) in layout {
-        let (Ok(tl), Ok(gl)) = (usize::try_from(tl), usize::try_from(gl)) else {
+/// Plain `Packages` texts, chunk by chunk, by the blob of their `.gz`: that name is the gzip's
+/// hash, so an entry is never stale. The plain file is not stored (apt fetches the `.gz`); what is
+/// not here is inflated from the `.gz`, member by member.
+#[derive(Debug, Default)]
+pub struct PlainCache {
+    texts: Mutex<HashMap<String, Arc<Vec<Bytes>>>>,
+}
+
+/// What [`PlainCache`] holds at most.
+const PLAIN_CACHE_BYTES: usize = 64 << 20;
+
+impl PlainCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<Bytes>>>> {
+        self.texts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(&self, gz_blob: &str, texts: Arc<Vec<Bytes>>) {
+        let mut map = self.lock();
+        let held: usize = map.values().flat_map(|t| t.iter()).map(Bytes::len).sum();
+        if held + texts.iter().map(Bytes::len).sum::<usize>() > PLAIN_CACHE_BYTES {
+            map.clear();
+        }
+        map.insert(gz_blob.to_owned(), texts);
+    }
+
+    /// The plain chunks of `rel` as `state` published it, with its gzip members; `None` when the
+    /// published files do not match the state's layout.
+    async fn parts(&self, cx: &RepoContext, state: &State, rel: &str) -> Result<Option<Parts>> {
+        let (Some(layout), Some(gz_file)) =
+            (state.layout.get(rel), state.files.get(&format!("{rel}.gz")))
+        else {
             return Ok(None);
         };
-        if t + tl > plain.len() || g + gl > gz.len() {
+        let Some(gz) = read_blob(cx, &BlobPath::from(gz_file.blob.as_str())).await? else {
+            return Ok(None);
+        };
+        let mut members = Vec::new();
+        let mut g = 0usize;
+        for &(_, gl) in layout {
+            let Some(end) = usize::try_from(gl).ok().and_then(|gl| g.checked_add(gl)) else {
+                return Ok(None);
+            };
+            if end > gz.len() {
+                return Ok(None);
+            }
+            members.push(gz.slice(g..end));
+            g = end;
+        }
+        // An index with no stanzas is one empty gzip stream and no member.
+        if g != gz.len() && g != 0 {
             return Ok(None);
         }
-        parts.text.push(plain.slice(t..t + tl));
-        parts.gz.push(gz.slice(g..g + gl));
-        t += tl;
-        g += gl;
+        let cached = self.lock().get(&gz_file.blob).cloned();
+        let text = match cached {
+            Some(t) => t,
+            None => {
+                let mut texts = Vec::with_capacity(members.len());
+                for (member, &(tl, _)) in members.iter().zip(layout) {
+                    let mut text = Vec::new();
+                    if !member.is_empty() {
+                        flate2::read::GzDecoder::new(member.as_ref())
+                            .read_to_end(&mut text)
+                            .map_err(|e| {
+                                Error::internal("a published Packages.gz is corrupt", e)
+                            })?;
+                    }
+                    if text.len() as u64 != tl {
+                        return Ok(None);
+                    }
+                    texts.push(Bytes::from(text));
+                }
+                let texts = Arc::new(texts);
+                self.insert(&gz_file.blob, texts.clone());
+                texts
+            }
+        };
+        Ok(Some(Parts {
+            text: text.as_ref().clone(),
+            gz: members,
+        }))
     }
-    // An index with no stanzas is one empty gzip stream and no member.
-    Ok((t == plain.len() && (g == gz.len() || g == 0)).then_some(parts))
+
+    /// The plain `Packages` at `rel` of a published dist.
+    ///
+    /// # Errors
+    /// Storage failures; not found when the dist has no such index.
+    pub async fn plain(&self, cx: &RepoContext, state: &State, rel: &str) -> Result<Bytes> {
+        match self.parts(cx, state, rel).await? {
+            Some(parts) => Ok(Bytes::from(parts.text.concat())),
+            None => Err(Error::not_found(format!("There is no index file {rel:?}."))),
+        }
+    }
 }
 
 /// What one publish writes: the new `Packages` files and their chunk layout.
@@ -265,6 +330,7 @@ impl Draft {
     }
 
     /// Writes one index from its chunks, or keeps the published files when nothing changed.
+    /// Only `Packages.gz` is stored; the plain text is hashed for `Release` and kept in `plain`.
     async fn write(
         &mut self,
         cx: &RepoContext,
@@ -272,6 +338,7 @@ impl Draft {
         rel: &str,
         parts: Parts,
         previous: &State,
+        plain: &PlainCache,
     ) -> Result<()> {
         let layout: Vec<(u64, u64)> = parts
             .text
@@ -279,44 +346,47 @@ impl Draft {
             .zip(&parts.gz)
             .map(|(t, g)| (t.len() as u64, g.len() as u64))
             .collect();
-        let text: Vec<u8> = parts.text.concat();
-        let sha = hex(&sha2::Sha256::digest(&text));
+        let mut hasher = sha2::Sha256::new();
+        for t in &parts.text {
+            hasher.update(t);
+        }
+        let sha = hex(&hasher.finalize());
         if previous.layout.get(rel) == Some(&layout)
             && previous.files.get(rel).is_some_and(|p| p.sha256 == sha)
             && self.keep(previous, rel)
         {
             return Ok(());
         }
+        let size = parts.text.iter().map(|t| t.len() as u64).sum();
         self.layout.insert(rel.to_owned(), layout);
-        let gz_name = format!("{rel}.gz");
+        self.files.insert(
+            rel.to_owned(),
+            IndexFile {
+                sha256: sha,
+                size,
+                blob: String::new(),
+            },
+        );
         let mut gz: Vec<u8> = parts.gz.concat();
         if gz.is_empty() {
             gz = compress(b"")?;
         }
+        let digest = hex(&sha2::Sha256::digest(&gz));
         let dir = rel.trim_end_matches("Packages");
-        for (name, body, digest) in [(rel.to_owned(), text, sha), (gz_name, gz, String::new())] {
-            let digest = if digest.is_empty() {
-                hex(&sha2::Sha256::digest(&body))
-            } else {
-                digest
-            };
-            let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
-            let size = body.len() as u64;
-            cx.blobs
-                .put(
-                    &BlobPath::from(blob.as_str()),
-                    PutPayload::from(Bytes::from(body)),
-                )
-                .await?;
-            self.files.insert(
-                name,
-                IndexFile {
-                    sha256: digest,
-                    size,
-                    blob,
-                },
-            );
-        }
+        let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
+        let size = gz.len() as u64;
+        cx.blobs
+            .put(&BlobPath::from(blob.as_str()), PutPayload::from(gz))
+            .await?;
+        plain.insert(&blob, Arc::new(parts.text));
+        self.files.insert(
+            format!("{rel}.gz"),
+            IndexFile {
+                sha256: digest,
+                size,
+                blob,
+            },
+        );
         Ok(())
     }
 }
@@ -383,18 +453,23 @@ pub enum Published {
 ///
 /// # Errors
 /// Catalog, storage and signing failures.
-pub async fn publish(cx: &RepoContext, dist: &str, full: bool) -> Result<Published> {
+pub async fn publish(
+    cx: &RepoContext,
+    dist: &str,
+    full: bool,
+    plain: &PlainCache,
+) -> Result<Published> {
     // Read first: every change stamped at or below it is visible to the queries below.
     let generation = cx.catalog.generation().await?;
     let previous = load_state(cx, dist).await?;
     if !full && let Some(previous) = &previous {
-        match publish_changes(cx, dist, generation, previous).await? {
+        match publish_changes(cx, dist, generation, previous, plain).await? {
             Some(true) => return Ok(Published::Changes),
             Some(false) => return Ok(Published::Unchanged),
             None => {}
         }
     }
-    publish_all(cx, dist, generation, previous.as_ref()).await?;
+    publish_all(cx, dist, generation, previous.as_ref(), plain).await?;
     Ok(Published::Full)
 }
 
@@ -404,6 +479,7 @@ async fn publish_all(
     dist: &str,
     generation: u64,
     previous: Option<&State>,
+    plain: &PlainCache,
 ) -> Result<()> {
     let records = cx.catalog.list(ListQuery::all().in_scope(dist)).await?;
     if records.is_empty() {
@@ -432,7 +508,7 @@ async fn publish_all(
             parts.text.push(Bytes::from(text));
             parts.gz.push(Bytes::from(gz));
         }
-        draft.write(cx, dist, &rel, parts, previous).await?;
+        draft.write(cx, dist, &rel, parts, previous, plain).await?;
     }
     let state = State {
         generation: Some(generation),
@@ -450,6 +526,7 @@ async fn publish_changes(
     dist: &str,
     generation: u64,
     previous: &State,
+    plain: &PlainCache,
 ) -> Result<Option<bool>> {
     let Some(since) = previous.generation else {
         return Ok(None);
@@ -484,7 +561,7 @@ async fn publish_changes(
         if mine.is_empty() {
             continue;
         }
-        let Some(mut parts) = published_parts(cx, previous, &rel).await? else {
+        let Some(mut parts) = plain.parts(cx, previous, &rel).await? else {
             return Ok(None);
         };
         let mut touched: HashMap<usize, Vec<&FileRecord>> = HashMap::new();
@@ -534,7 +611,7 @@ async fn publish_changes(
         }
     }
     for (rel, parts) in rewritten {
-        draft.write(cx, dist, &rel, parts, previous).await?;
+        draft.write(cx, dist, &rel, parts, previous, plain).await?;
     }
     let state = State {
         generation: Some(generation),
@@ -599,6 +676,7 @@ fn retire(
     files: &BTreeMap<String, IndexFile>,
     now: i64,
 ) -> (Vec<(String, i64)>, Vec<String>) {
+    // A plain `Packages` has no blob of its own (an empty name).
     let current: BTreeSet<&str> = files.values().map(|f| f.blob.as_str()).collect();
     let mut retired: Vec<(String, i64)> = previous
         .retired
@@ -610,16 +688,17 @@ fn retire(
         .files
         .values()
         .map(|f| f.blob.as_str())
-        .filter(|b| !current.contains(b))
+        .filter(|b| !b.is_empty() && !current.contains(b))
         .collect();
     retired.retain(|(b, _)| !replaced.contains(b.as_str()));
     retired.extend(replaced.into_iter().map(|b| (b.to_owned(), now)));
     let newest_kept = retired.len().saturating_sub(RETIRED_KEPT);
+    let newest_max = retired.len().saturating_sub(RETIRED_MAX);
     let mut expired = Vec::new();
     let mut kept = Vec::new();
     for (i, (blob, at)) in retired.into_iter().enumerate() {
         let age = now.saturating_sub(at);
-        if age > RETIRED_FOR_MS || (i < newest_kept && age > RETIRED_MIN_MS) {
+        if age > RETIRED_FOR_MS || (i < newest_kept && age > RETIRED_MIN_MS) || i < newest_max {
             expired.push(blob);
         } else {
             kept.push((blob, at));
@@ -682,6 +761,11 @@ mod tests {
         let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), RETIRED_MIN_MS + 1_000);
         assert_eq!(expired, names(20..36), "beyond the newest {RETIRED_KEPT}");
         assert_eq!(retired.len(), RETIRED_KEPT);
+        // A burst: the list never grows past its bound.
+        state.retired = (0..600).map(|i| (format!("r{i}"), 1_000_000 + i)).collect();
+        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000_700);
+        assert_eq!(expired, names(0..88));
+        assert_eq!(retired.len(), RETIRED_MAX);
     }
 
     #[test]

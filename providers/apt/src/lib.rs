@@ -53,6 +53,7 @@ struct StateCache {
 #[derive(Debug, Default)]
 pub struct AptProvider {
     cache: StateCache,
+    plain: index::PlainCache,
     /// How each publish went, for tests of the incremental path.
     #[cfg(test)]
     published: Mutex<Vec<index::Published>>,
@@ -122,6 +123,20 @@ impl AptProvider {
             if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::not_found("There is no such index file."));
             }
+            // Compressed indexes are stored under their hash; the plain `Packages` (which apt
+            // does not fetch when `.gz` is listed) under a name of its publish.
+            let rel = format!(
+                "{}Packages",
+                rest.split("by-hash/").next().unwrap_or_default()
+            );
+            if let Ok(state) = self.state(cx, dist).await
+                && state.files.get(&rel).is_some_and(|f| f.sha256 == hexpart)
+            {
+                return Ok(ServeResponse::bytes(
+                    "application/octet-stream",
+                    self.plain.plain(cx, &state, &rel).await?,
+                ));
+            }
             return Ok(ServeResponse::blob(
                 "application/octet-stream",
                 BlobRef::Derived(BlobPath::from(format!("dists/{dist}/{rest}"))),
@@ -159,6 +174,13 @@ impl AptProvider {
                         ))
                     })?
                     .blob;
+                if blob.is_empty() {
+                    return Ok(ServeResponse::bytes(
+                        "text/plain; charset=utf-8",
+                        self.plain.plain(cx, &state, rest).await?,
+                    )
+                    .with_header(CACHE_CONTROL, no_cache));
+                }
                 let ct = if rest.ends_with(".gz") {
                     "application/gzip"
                 } else if rest.ends_with(".xz") {
@@ -349,7 +371,7 @@ impl Provider for AptProvider {
         };
         let full = !matches!(scope, IndexScope::Scopes(_));
         for dist in dists {
-            let _how = index::publish(cx, &dist, full).await?;
+            let _how = index::publish(cx, &dist, full, &self.plain).await?;
             #[cfg(test)]
             self.published
                 .lock()
@@ -642,6 +664,16 @@ mod tests {
             .read_to_end(&mut unpacked)
             .unwrap();
         assert_eq!(unpacked, plain, "Packages.gz holds Packages");
+        // Both are served by hash, as Release lists them.
+        for body in [&plain, &gz] {
+            let digest: String = sha2::Sha256::digest(body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let dir = format!("dists/stable/main/binary-{arch}/by-hash/SHA256");
+            let (_, served) = host.get("r", &format!("{dir}/{digest}")).await.unwrap();
+            assert_eq!(&served.to_vec(), body);
+        }
         (plain, gz)
     }
 
@@ -653,7 +685,7 @@ mod tests {
     }
 
     async fn publish(host: &TestHost) -> index::Published {
-        index::publish(&host.context("r"), "stable", false)
+        index::publish(&host.context("r"), "stable", false, &Default::default())
             .await
             .unwrap()
     }
