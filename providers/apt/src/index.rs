@@ -209,31 +209,53 @@ struct Parts {
     gz: Vec<Bytes>,
 }
 
-/// Plain `Packages` texts, chunk by chunk, by the blob of their `.gz`: that name is the gzip's
-/// hash, so an entry is never stale. The plain file is not stored (apt fetches the `.gz`); what is
-/// not here is inflated from the `.gz`, member by member.
+/// Plain `Packages` texts, chunk by chunk, of the latest `.gz` of each index this node published
+/// or read. An entry names its gzip's blob, which is the gzip's hash, so it is never stale. The
+/// plain file is not stored (apt fetches the `.gz`); what is not here is inflated from the `.gz`,
+/// member by member.
 #[derive(Debug, Default)]
 pub struct PlainCache {
-    texts: Mutex<HashMap<String, Arc<Vec<Bytes>>>>,
+    /// By (repo, index folder): the `.gz` blob and the plain chunks.
+    texts: Mutex<HashMap<(String, String), PlainEntry>>,
 }
+
+type PlainEntry = (String, Arc<Vec<Bytes>>);
 
 /// What [`PlainCache`] holds at most.
 const PLAIN_CACHE_BYTES: usize = 64 << 20;
 
 impl PlainCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<Bytes>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PlainEntry>> {
         self.texts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn insert(&self, gz_blob: &str, texts: Arc<Vec<Bytes>>) {
+    fn key(repo: &str, gz_blob: &str) -> (String, String) {
+        let folder = gz_blob.split("/by-hash/").next().unwrap_or(gz_blob);
+        (repo.to_owned(), folder.to_owned())
+    }
+
+    fn get(&self, repo: &str, gz_blob: &str) -> Option<Arc<Vec<Bytes>>> {
+        self.lock()
+            .get(&Self::key(repo, gz_blob))
+            .filter(|(blob, _)| blob == gz_blob)
+            .map(|(_, texts)| texts.clone())
+    }
+
+    fn insert(&self, repo: &str, gz_blob: &str, texts: Arc<Vec<Bytes>>) {
+        let key = Self::key(repo, gz_blob);
         let mut map = self.lock();
-        let held: usize = map.values().flat_map(|t| t.iter()).map(Bytes::len).sum();
+        map.remove(&key);
+        let held: usize = map
+            .values()
+            .flat_map(|(_, t)| t.iter())
+            .map(Bytes::len)
+            .sum();
         if held + texts.iter().map(Bytes::len).sum::<usize>() > PLAIN_CACHE_BYTES {
             map.clear();
         }
-        map.insert(gz_blob.to_owned(), texts);
+        map.insert(key, (gz_blob.to_owned(), texts));
     }
 
     /// The plain chunks of `rel` as `state` published it, with its gzip members; `None` when the
@@ -263,7 +285,7 @@ impl PlainCache {
         if g != gz.len() && g != 0 {
             return Ok(None);
         }
-        let cached = self.lock().get(&gz_file.blob).cloned();
+        let cached = self.get(&cx.repo, &gz_file.blob);
         let text = match cached {
             Some(t) => t,
             None => {
@@ -283,7 +305,7 @@ impl PlainCache {
                     texts.push(Bytes::from(text));
                 }
                 let texts = Arc::new(texts);
-                self.insert(&gz_file.blob, texts.clone());
+                self.insert(&cx.repo, &gz_file.blob, texts.clone());
                 texts
             }
         };
@@ -378,7 +400,7 @@ impl Draft {
         cx.blobs
             .put(&BlobPath::from(blob.as_str()), PutPayload::from(gz))
             .await?;
-        plain.insert(&blob, Arc::new(parts.text));
+        plain.insert(&cx.repo, &blob, Arc::new(parts.text));
         self.files.insert(
             format!("{rel}.gz"),
             IndexFile {
@@ -766,6 +788,20 @@ mod tests {
         let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000_700);
         assert_eq!(expired, names(0..88));
         assert_eq!(retired.len(), RETIRED_MAX);
+    }
+
+    #[test]
+    fn the_plain_cache_keeps_the_latest_text_of_each_index() {
+        let cache = PlainCache::default();
+        let blob = |d: &str| format!("dists/stable/main/binary-amd64/by-hash/SHA256/{d}");
+        let text = |t: &'static str| Arc::new(vec![Bytes::from_static(t.as_bytes())]);
+        cache.insert("r", &blob("aa"), text("one"));
+        cache.insert("r", &blob("bb"), text("two"));
+        cache.insert("s", &blob("aa"), text("other repo"));
+        assert!(cache.get("r", &blob("aa")).is_none(), "replaced, not kept");
+        assert_eq!(cache.get("r", &blob("bb")), Some(text("two")));
+        assert_eq!(cache.get("s", &blob("aa")), Some(text("other repo")));
+        assert_eq!(cache.lock().len(), 2);
     }
 
     #[test]
