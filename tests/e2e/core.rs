@@ -1,5 +1,7 @@
 //! The host's own surface, exercised through the example tar provider and the seed's calls.
 
+use std::io::{Read as _, Write as _};
+
 use artifactd_tests::{Options, Server, fake_gzip};
 
 #[test]
@@ -270,14 +272,68 @@ fn bad_upload_requests_get_clear_errors_and_store_nothing() {
 #[test]
 fn uploads_over_the_size_limit_are_refused_while_streaming() {
     let s = Server::start_with(Options::with_tar().arg("--max-upload-bytes").arg("1000"));
-    let r = s.addpkg(
-        "provider=tar&reponame=big",
-        "big-1.0.tgz",
-        &fake_gzip(&[7u8; 5000]),
-    );
+    let big = fake_gzip(&[7u8; 8 << 20]);
+    let r = s.addpkg("provider=tar&reponame=big", "big-1.0.tgz", &big);
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.error().contains("1000 bytes"), "{}", r.error());
+    // The rest of the body is not wanted, so the connection ends after the answer, and the
+    // answer says so: a client must not send its next request on it.
+    assert_eq!(r.header("connection"), Some("close"));
     assert!(s.stored_files().is_empty());
+
+    // Over one raw connection: the client can send all 8 MiB (the server reads and drops
+    // the rest instead of resetting the connection under it), then reads the answer and the
+    // end of the connection.
+    let mut body =
+        b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"big-1.0.tgz\"\r\n\r\n"
+            .to_vec();
+    body.extend(&big);
+    body.extend(b"\r\n--b--\r\n");
+    let head = |extra: &str| {
+        format!(
+            "POST /addpkg?provider=tar&reponame=big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n{extra}\r\n",
+            s.token,
+            body.len()
+        )
+    };
+    let connect = || {
+        let c = std::net::TcpStream::connect(&s.addr).expect("connect");
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        c
+    };
+    let mut conn = connect();
+    conn.write_all(head("").as_bytes()).expect("send head");
+    conn.write_all(&body)
+        .expect("the whole body can be sent after a refusal");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("answer, then the end");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(answer.contains("1000 bytes"), "{answer}");
+
+    // A client that waits for "100 Continue" and is refused before the body is read gets the
+    // refusal and no invitation to send what would be thrown away.
+    let mut conn = connect();
+    let refused = head("Expect: 100-continue\r\n").replace("provider=tar", "provider=nope");
+    conn.write_all(refused.as_bytes()).expect("send head");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("answer, then the end");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 4"), "{answer}");
+    assert!(!answer.contains("100 continue"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // An upload that was read to its end keeps the connection open.
+    let ok = s.addpkg(
+        "provider=tar&reponame=small",
+        "small-1.0.tgz",
+        &fake_gzip(b"s"),
+    );
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    assert_eq!(ok.header("connection"), None);
+    assert_eq!(s.get("/repo/tar/big/").status, 404);
     assert!(
         std::fs::read_dir(s.data_dir().join("tmp"))
             .unwrap()

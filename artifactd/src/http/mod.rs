@@ -1,6 +1,7 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
 mod api;
+mod body;
 mod browse;
 mod error;
 mod extract;
@@ -423,7 +424,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_requests))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), body_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), body::guard))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -453,38 +454,6 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         }
         Err(e) => ApiError::from(e).into_response(),
     }
-}
-
-/// Gives every request body an idle timeout: a body that sends nothing for the configured
-/// time fails with a timed-out I/O error, which the upload reader answers with 408.
-async fn body_timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    use axum::body::HttpBody as _;
-    use futures_util::StreamExt as _;
-    if req.body().is_end_stream() {
-        return next.run(req).await;
-    }
-    let timeout = st.read_timeout();
-    let (parts, body) = req.into_parts();
-    let stream = futures_util::stream::unfold(Some(body.into_data_stream()), move |s| async move {
-        let mut s = s?;
-        match tokio::time::timeout(timeout, s.next()).await {
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(s))),
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the request body stalled",
-                )),
-                None,
-            )),
-        }
-    });
-    next.run(Request::from_parts(
-        parts,
-        axum::body::Body::from_stream(stream),
-    ))
-    .await
 }
 
 async fn log_requests(req: Request, next: Next) -> Response {
