@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
-use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Server, clients, run, try_run};
+use artifactd_pypi::testing::{Dist, zip_stored};
+use artifactd_tests::{Options, Server, clients, run, try_run};
 
 fn upload(s: &Server, repo: &str, (filename, bytes): &(String, Vec<u8>)) -> serde_json::Value {
     let r = s.addpkg(&format!("provider=pypi&reponame={repo}"), filename, bytes);
@@ -263,6 +263,43 @@ fn twine_and_uv_publish_twice_and_skip_conflicts() {
         s.get(&format!("/repo/pypi/uvp/files/{wheel_name}")).body,
         wheel_bytes
     );
+}
+
+#[test]
+fn twine_and_uv_read_the_size_limit_refusal() {
+    let s = Server::start_with(Options::default().arg("--max-upload-bytes").arg("2000000"));
+    let scratch = s.scratch("limit");
+    let c = clients();
+    // A stored (uncompressed) wheel of 8 MB: more than the socket buffers take, so a client
+    // that sends the whole body before it reads sees the answer only if the server reads on.
+    let big = Dist::new("big-pkg", "1.0");
+    let mut members = big.wheel_members();
+    members.push(("big_pkg/data.bin".to_owned(), vec![7u8; 8 << 20]));
+    let path = scratch.join(big.wheel_name());
+    std::fs::write(&path, zip_stored(&members)).unwrap();
+    let files = [path.display().to_string()];
+    let limit = "limit of 2000000 bytes";
+    let (ok, out) =
+        try_run(&mut c.twine_upload(&scratch, &s.url("/repo/pypi/lim/"), &s.token, &[], &files));
+    assert!(!ok && out.contains("413"), "{out}");
+    assert!(out.contains(limit), "twine shows the sentence: {out}");
+    let (ok, out) =
+        try_run(&mut c.uv_publish(&scratch, &s.url("/repo/pypi/lim/"), &s.token, &[], &files));
+    assert!(!ok && out.contains("413"), "{out}");
+    assert!(out.contains(limit), "uv shows the sentence: {out}");
+    assert_eq!(s.get("/repo/pypi/lim/").status, 404);
+    // The same clients publish a small file right after.
+    let (name, bytes) = Dist::new("small-pkg", "1.0").wheel();
+    let small = scratch.join(name);
+    std::fs::write(&small, bytes).unwrap();
+    run(&mut c.twine_upload(
+        &scratch,
+        &s.url("/repo/pypi/lim/"),
+        &s.token,
+        &[],
+        &[small.display().to_string()],
+    ));
+    assert_eq!(s.get("/repo/pypi/lim/small-pkg/").status, 200);
 }
 
 #[test]

@@ -161,13 +161,58 @@ impl IntoResponse for ApiError {
                 http::HeaderValue::from_static("Basic realm=\"artifactd\""),
             );
         }
-        if self.status == StatusCode::CONFLICT {
-            // twine shows the reason phrase as the error.
-            resp.extensions_mut()
-                .insert(hyper::ext::ReasonPhrase::from_static(
-                    b"Conflict: File already exists",
-                ));
+        // twine shows the status line, not the body, as the error (as PyPI does, the reason
+        // phrase is the sentence); a 409 keeps the words its `--skip-existing` looks for.
+        let reason = if self.status == StatusCode::CONFLICT {
+            Ok(hyper::ext::ReasonPhrase::from_static(
+                b"Conflict: File already exists",
+            ))
+        } else {
+            hyper::ext::ReasonPhrase::try_from(reason_phrase(&message))
+        };
+        if let Ok(reason) = reason {
+            resp.extensions_mut().insert(reason);
         }
         resp
+    }
+}
+
+/// A sentence as a status line's reason phrase: printable ASCII, at most 256 bytes.
+fn reason_phrase(sentence: &str) -> Vec<u8> {
+    sentence
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(256)
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_phrase_is_the_sentence_in_printable_ascii() {
+        let resp = ApiError::bad_request("The name \"café\"\tis bad.").into_response();
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| r.as_bytes().to_vec());
+        assert_eq!(reason.as_deref(), Some(&b"The name \"caf?\"?is bad."[..]));
+        assert_eq!(reason_phrase(&"x".repeat(1000)).len(), 256);
+        let conflict = ApiError::new(StatusCode::CONFLICT, "taken").into_response();
+        assert_eq!(
+            conflict
+                .extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .map(hyper::ext::ReasonPhrase::as_bytes),
+            Some(&b"Conflict: File already exists"[..])
+        );
     }
 }
