@@ -505,12 +505,17 @@ async fn publish_all(
 ) -> Result<()> {
     let records = cx.catalog.list(ListQuery::all().in_scope(dist)).await?;
     if records.is_empty() {
-        match cx.blobs.delete(&state_path(dist)).await {
-            Ok(()) | Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {
-                return Ok(());
+        // The dist's last package went: the dist goes, its state first (InRelease is then a
+        // 404), then every index file it published, current or retired.
+        delete_quietly(cx, state_path(dist)).await?;
+        if let Some(previous) = previous {
+            let current = previous.files.values().map(|f| f.blob.as_str());
+            let retired = previous.retired.iter().map(|(b, _)| b.as_str());
+            for blob in current.chain(retired).filter(|b| !b.is_empty()) {
+                delete_quietly(cx, BlobPath::from(blob)).await?;
             }
-            Err(e) => return Err(e.into()),
         }
+        return Ok(());
     }
     let shape = Shape::of(&records);
     let chunks = chunks_for(records.len() as u64);
@@ -661,10 +666,7 @@ async fn finish(
     // first is safe; after a crash here the old state lists them again and the next publish
     // finds them gone.
     for blob in expired {
-        match cx.blobs.delete(&BlobPath::from(blob)).await {
-            Ok(()) | Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        delete_quietly(cx, BlobPath::from(blob)).await?;
     }
     state.retired = retired;
     let mut release = format!(
@@ -690,6 +692,14 @@ async fn finish(
         .put(&state_path(dist), PutPayload::from(body))
         .await?;
     Ok(())
+}
+
+/// Deletes a derived file; one that is gone already is fine.
+async fn delete_quietly(cx: &RepoContext, path: BlobPath) -> Result<()> {
+    match cx.blobs.delete(&path).await {
+        Ok(()) | Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The retired list after a publish that writes `files` at `now`, and the blobs to delete.

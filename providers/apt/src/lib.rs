@@ -771,6 +771,69 @@ mod tests {
         assert_eq!(files(&release), files(&again));
     }
 
+    #[tokio::test]
+    async fn a_dist_whose_last_package_goes_is_removed_with_its_index_files() {
+        let host = TestHost::new(Arc::new(AptProvider::default()));
+        // The by-hash name of the amd64 Packages.gz that Release lists.
+        let gz_by_hash = async || {
+            let release = host.get("r", "dists/stable/Release").await.unwrap().1;
+            let sha = String::from_utf8_lossy(&release)
+                .lines()
+                .find(|l| l.ends_with(" main/binary-amd64/Packages.gz"))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap()
+                .to_owned();
+            format!("dists/stable/main/binary-amd64/by-hash/SHA256/{sha}")
+        };
+        put(&host, Deb::new("tool", "1.0", "amd64")).await;
+        let first = gz_by_hash().await;
+        put(&host, Deb::new("tool", "1.1", "amd64")).await;
+        let second = gz_by_hash().await;
+        assert_ne!(first, second);
+        // The first index is retired, not gone yet: clients of the old InRelease read it.
+        assert!(host.get("r", &first).await.is_ok());
+        put(&host, Deb::new("other", "1.0", "amd64")).await;
+        let catalog = host.catalog("r");
+        for path in [
+            "pool/main/t/tool/tool_1.0_amd64.deb",
+            "pool/main/t/tool/tool_1.1_amd64.deb",
+        ] {
+            assert!(catalog.delete("stable", path).await.unwrap());
+        }
+        // A dist that still has a package keeps its files.
+        assert_eq!(publish(&host).await, index::Published::Full);
+        let last = gz_by_hash().await;
+        assert!(host.get("r", &last).await.is_ok());
+        assert!(
+            catalog
+                .delete("stable", "pool/main/o/other/other_1.0_amd64.deb")
+                .await
+                .unwrap()
+        );
+        assert_eq!(publish(&host).await, index::Published::Full);
+        for path in [
+            "dists/stable/InRelease",
+            "dists/stable/Release",
+            "dists/stable/main/binary-amd64/Packages.gz",
+            &first,
+            &second,
+            &last,
+        ] {
+            assert!(host.get("r", path).await.is_err(), "{path} is still served");
+        }
+        assert!(
+            index::load_state(&host.context("r"), "stable")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // An upload brings the dist back.
+        put(&host, Deb::new("tool", "2.0", "amd64")).await;
+        assert!(
+            String::from_utf8_lossy(&packages(&host, "amd64").await.0).contains("Version: 2.0")
+        );
+    }
+
     /// A record of `tool` inserted behind the provider's back (no publish follows).
     async fn insert_behind(host: &TestHost, version: &str) {
         let path = format!("pool/main/t/tool/tool_{version}_amd64.deb");
