@@ -43,7 +43,7 @@ pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory};
 pub use record::{Catalog, FileRecord, InsertOutcome, ListQuery, NewRecord};
 pub use registry::{Registry, RegistryError};
 pub use serve::{BlobRef, ServeBody, ServeRequest, ServeResponse};
-pub use upload::{UploadOutcome, UploadRequest, UploadedFile};
+pub use upload::{DerivedFile, UploadOutcome, UploadRequest, UploadedFile};
 
 pub use async_trait::async_trait;
 pub use bytes;

@@ -38,10 +38,11 @@ impl IndexScope {
 /// - `kind` is constant, lower-case ASCII letters, digits and `-`; it is the URL segment.
 /// - `upload` MUST NOT store records itself: it validates the file, derives every name that
 ///   becomes a path or index field from the file's content (checked against an ASCII allow-list),
-///   and returns the records. It MAY write derived blobs (such as extracted metadata) to
-///   `cx.blobs`, under names derived from the content hash, so that a refused upload leaves only
-///   harmless orphans. When the request carries `name`/`version` parameters, they MUST match the
-///   file (compared in the format's normal form).
+///   and returns the records. It MUST NOT write blobs either: files derived from the upload
+///   (such as extracted metadata) go into [`UploadOutcome::derived`], and the host stores them
+///   only once it accepted the upload, so a refused upload leaves no blob, derived or not. When
+///   the request carries `name`/`version` parameters, they MUST match the file (compared in the
+///   format's normal form).
 /// - `index` MUST be idempotent and read only the catalog and its own derived blobs; the host
 ///   calls it after every change and serializes calls per repo.
 /// - `serve` MUST answer 404 ([`crate::Error::NotFound`]) for any path it does not know and MUST

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path as BlobPath;
-use object_store::{ObjectStoreExt as _, PutPayload};
+use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -300,6 +300,24 @@ impl TestHost {
         if outcome.records.is_empty() {
             return Err(Error::internal_msg("the upload hook returned no records"));
         }
+        // Like the host: a conflict is refused before anything is stored.
+        if !cx.settings.overwrite {
+            for r in &outcome.records {
+                let stored = cx
+                    .catalog
+                    .list(ListQuery::path(&r.path).in_scope(&r.scope))
+                    .await?;
+                if stored.iter().any(|s| s.sha256 != r.sha256) {
+                    return Err(Error::Conflict(format!(
+                        "File already exists: {} is stored with different content.",
+                        r.path
+                    )));
+                }
+            }
+        }
+        for d in outcome.derived {
+            cx.blobs.put(&d.path, PutPayload::from(d.bytes)).await?;
+        }
         self.content
             .put(&BlobPath::from(sha256), PutPayload::from(bytes.to_vec()))
             .await?;
@@ -335,6 +353,21 @@ impl TestHost {
             ServeBody::Blob(BlobRef::Derived(p)) => cx.blobs.get(p).await?.bytes().await?,
         };
         Ok((resp, body))
+    }
+
+    /// Every blob in `repo`'s derived store, with its bytes (to prove that a refused upload
+    /// wrote nothing).
+    pub async fn derived_files(&self, repo: &str) -> Result<BTreeMap<String, Bytes>> {
+        use futures_util::StreamExt as _;
+        let blobs = self.repo(repo).blobs.clone();
+        let mut out = BTreeMap::new();
+        let mut listing = blobs.list(None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let bytes = blobs.get(&meta.location).await?.bytes().await?;
+            out.insert(meta.location.to_string(), bytes);
+        }
+        Ok(out)
     }
 
     /// Runs the index hook on everything.
@@ -477,7 +510,9 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
         "{kind}: an identical re-upload must be Identical, got {again:?}"
     );
 
-    // Other bytes at the same path: conflict, unless overwrite is allowed.
+    // Other bytes at the same path: conflict, unless overwrite is allowed; a refused upload
+    // leaves no blob, derived or not.
+    let blobs_before = host.derived_files(repo).await.unwrap_or_default();
     let conflict = host
         .upload(
             repo,
@@ -489,6 +524,10 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
     assert!(
         matches!(conflict, Err(Error::Conflict(_))),
         "{kind}: other bytes at a stored path must be a Conflict, got {conflict:?}"
+    );
+    assert!(
+        host.derived_files(repo).await.unwrap_or_default() == blobs_before,
+        "{kind}: a refused upload must not write derived blobs (return them in UploadOutcome::derived)"
     );
     host.set_overwrite(repo, true);
     let replaced = host
@@ -541,6 +580,18 @@ pub async fn conformance(provider: DynProvider, kit: Kit) {
     assert_eq!(
         before, after,
         "{kind}: a refused upload must not change the catalog"
+    );
+    let blobs_before = host.derived_files(repo).await.unwrap_or_default();
+    let refused = host
+        .upload(repo, &kit.second.filename, b"not a package at all", &[])
+        .await;
+    assert!(
+        refused.is_err(),
+        "{kind}: a file that is not a package must be refused"
+    );
+    assert!(
+        host.derived_files(repo).await.unwrap_or_default() == blobs_before,
+        "{kind}: a refused upload must not write blobs"
     );
 
     // Index is idempotent: the same files serve the same bytes after repeated runs.

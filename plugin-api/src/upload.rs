@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+use object_store::path::Path as BlobPath;
+
 use crate::record::NewRecord;
 
 /// An uploaded file, streamed by the host to a local temporary file and hashed on the way.
@@ -74,12 +77,28 @@ impl UploadRequest {
     }
 }
 
-/// What the upload hook decided to store: usually one record for the uploaded file.
+/// A file derived from an upload (such as extracted metadata), for the provider's own blob
+/// store of the repo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DerivedFile {
+    /// Where it goes in `RepoContext::blobs`; name it after the upload's content hash, so that
+    /// identical uploads write identical files.
+    pub path: BlobPath,
+    /// Its bytes (small: whole files are the host's, not derived).
+    pub bytes: Bytes,
+}
+
+/// What the upload hook decided to store: usually one record for the uploaded file, and the
+/// files derived from it. The host stores them only once the upload is accepted (no conflict,
+/// no refusal), so a refused upload leaves nothing behind.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UploadOutcome {
     /// Records to insert, all pointing at the uploaded file's blob.
     pub records: Vec<NewRecord>,
+    /// Derived files, written to the repo's blob store before the records are committed.
+    pub derived: Vec<DerivedFile>,
 }
 
 impl UploadOutcome {
@@ -87,6 +106,16 @@ impl UploadOutcome {
     pub fn one(record: NewRecord) -> Self {
         Self {
             records: vec![record],
+            derived: Vec::new(),
         }
+    }
+
+    /// Adds a derived file.
+    pub fn with_derived(mut self, path: BlobPath, bytes: impl Into<Bytes>) -> Self {
+        self.derived.push(DerivedFile {
+            path,
+            bytes: bytes.into(),
+        });
+        self
     }
 }

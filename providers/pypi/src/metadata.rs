@@ -137,11 +137,13 @@ fn zip_names(archive: &zip::ZipArchive<File>) -> Result<Vec<String>> {
         .collect()
 }
 
-/// The raw core metadata of a distribution file.
+/// The raw core metadata of a distribution file; `name` and `version` are what its file name
+/// says.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when the archive is malformed or the metadata is missing.
-pub fn extract(path: &Path, kind: DistKind, name: &str) -> Result<Vec<u8>> {
+pub fn extract(path: &Path, kind: DistKind, name: &str, version: &str) -> Result<Vec<u8>> {
+    let top = &format!("{name}-{version}");
     match kind {
         DistKind::SdistTarGz => crate::archive::check_tar_gz(path)?,
         _ => crate::archive::check_zip(path)?,
@@ -199,11 +201,13 @@ pub fn extract(path: &Path, kind: DistKind, name: &str) -> Result<Vec<u8>> {
         DistKind::SdistZip => {
             let mut z = open_zip(path)?;
             let names = zip_names(&z)?;
-            let pkg_info = names
-                .iter()
-                .find(|n| n.split('/').count() == 2 && n.ends_with("/PKG-INFO"))
-                .ok_or_else(|| Error::invalid("The sdist has no TOP-FOLDER/PKG-INFO file."))?
-                .clone();
+            for n in &names {
+                check_sdist_member(n, top)?;
+            }
+            let pkg_info = format!("{top}/PKG-INFO");
+            if !names.contains(&pkg_info) {
+                return Err(no_pkg_info(top));
+            }
             zip_member(&mut z, &pkg_info, "PKG-INFO")
         }
         DistKind::Egg => {
@@ -220,25 +224,47 @@ pub fn extract(path: &Path, kind: DistKind, name: &str) -> Result<Vec<u8>> {
             let entries = archive
                 .entries()
                 .map_err(|e| bad_archive("gzip-compressed tar archive", e))?;
+            let mut pkg_info = None;
             for (n, entry) in entries.enumerate() {
                 if n >= MAX_TAR_MEMBERS {
                     break;
                 }
                 let entry = entry.map_err(|e| bad_archive("gzip-compressed tar archive", e))?;
-                let member = entry.path_bytes().into_owned();
-                let member = String::from_utf8_lossy(&member).into_owned();
+                let kind = entry.header().entry_type();
+                if kind.is_pax_global_extensions() {
+                    continue;
+                }
+                let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 let member = member.trim_start_matches("./");
-                let parts: Vec<&str> = member.split('/').collect();
-                if parts.len() == 2
-                    && parts[1] == "PKG-INFO"
-                    && entry.header().entry_type().is_file()
-                {
-                    return read_bounded(entry, "PKG-INFO");
+                check_sdist_member(member, top)?;
+                if member.strip_prefix(top) == Some("/PKG-INFO") && kind.is_file() {
+                    pkg_info = Some(read_bounded(entry, "PKG-INFO")?);
                 }
             }
-            Err(Error::invalid("The sdist has no TOP-FOLDER/PKG-INFO file."))
+            pkg_info.ok_or_else(|| no_pkg_info(top))
         }
     }
+}
+
+/// An sdist unpacks into one folder named like the file (`NAME-VERSION`), as pip, uv and
+/// Warehouse expect; `member` is one of its member names.
+fn check_sdist_member(member: &str, top: &str) -> Result<()> {
+    let first = member
+        .trim_start_matches("./")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if first == top || first.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "The sdist must hold exactly one top-level folder, named {top:?} like the file; it also has {:?}.",
+        first.chars().take(80).collect::<String>()
+    )))
+}
+
+fn no_pkg_info(top: &str) -> Error {
+    Error::invalid(format!("The sdist has no {top}/PKG-INFO file."))
 }
 
 #[cfg(test)]

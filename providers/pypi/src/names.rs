@@ -145,6 +145,12 @@ pub fn parse_filename(filename: &str) -> Result<DistName> {
                     "a wheel's name part uses letters, digits, '_' and '.' only",
                 ));
             }
+            if parts[0].contains("__") {
+                return Err(invalid_name(
+                    filename,
+                    "a wheel's name part escapes each run of '-', '_' and '.' as one '_' (no \"__\")",
+                ));
+            }
             (parts[0], parts[1])
         }
         DistKind::SdistTarGz | DistKind::SdistZip => stem.rsplit_once('-').ok_or_else(|| {
@@ -229,6 +235,7 @@ mod tests {
             "demo-notaversion.tar.gz",
             "-demo-1.0.tar.gz",
             "demo-1.0.tar.gz\n",
+            "demo__pkg-1.0-py3-none-any.whl",
         ] {
             assert!(parse_filename(bad).is_err(), "{bad:?}");
         }

@@ -85,12 +85,12 @@ pub fn project(format: Format, name: &str, files: &[FileRecord], files_prefix: &
                     if let Some(rp) = meta_str(f, "requires_python") {
                         o["requires-python"] = json!(rp);
                     }
-                    let core = match meta_str(f, "metadata_sha256") {
+                    // PEP 714: `core-metadata` only. pip 22.3 to 23.1 read the old
+                    // `dist-info-metadata` key and crash on an object there.
+                    o["core-metadata"] = match meta_str(f, "metadata_sha256") {
                         Some(h) => json!({ "sha256": h }),
                         None => Value::Bool(false),
                     };
-                    o["core-metadata"] = core.clone();
-                    o["dist-info-metadata"] = core;
                     o
                 })
                 .collect();
