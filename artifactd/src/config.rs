@@ -40,6 +40,10 @@ pub struct Args {
     /// Seconds a client may take to send its request headers, and may leave a request body idle.
     #[arg(long, env = "ARTIFACTD_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub read_timeout_secs: u64,
+    /// Slowest accepted request body, in bytes per second, once the read timeout has passed
+    /// (a body trickled to hold a connection and a temporary file gets 408).
+    #[arg(long, env = "ARTIFACTD_MIN_UPLOAD_RATE", default_value_t = 1024)]
+    pub min_upload_rate: u64,
     /// Verbose logging.
     #[arg(long)]
     pub debug: bool,
@@ -139,6 +143,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long request headers may take and a request body may stay idle.
     pub read_timeout: std::time::Duration,
+    /// Slowest accepted request body after the read timeout, in bytes per second.
+    pub min_upload_rate: u64,
     /// Verbose logging.
     pub debug: bool,
     /// Anonymous uploads allowed.
@@ -205,6 +211,12 @@ impl Config {
                 "The timeout must be above zero.",
             ));
         }
+        if args.min_upload_rate == 0 {
+            return Err(invalid(
+                "--min-upload-rate",
+                "The rate must be above zero bytes per second.",
+            ));
+        }
         if args.max_upload_bytes == 0 {
             return Err(invalid(
                 "--max-upload-bytes",
@@ -219,6 +231,7 @@ impl Config {
             base_url,
             max_upload_bytes: args.max_upload_bytes,
             read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
+            min_upload_rate: args.min_upload_rate,
             debug: args.debug,
             allow_anonymous_upload: args.allow_anonymous_upload,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod config;
+mod conn;
 pub mod db;
 pub mod gc;
 pub mod http;

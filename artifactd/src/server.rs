@@ -7,6 +7,7 @@ use artifactd_plugin_api::{ProviderFactory, Registry, RegistryError};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
+use crate::conn::{Watch, Watched};
 use crate::db::{Db, DbStartError};
 use crate::http::{AppState, router};
 use crate::storage::{BlobStore, StorageStartError};
@@ -152,7 +153,12 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let watch = Watch::default();
+            let service = hyper_util::service::TowerToHyperService::new(Watching {
+                app: app.clone(),
+                watch: watch.clone(),
+            });
+            let stream = Watched::new(stream, watch);
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
@@ -163,6 +169,35 @@ impl Server {
         }
         graceful.shutdown().await;
         Ok(())
+    }
+}
+
+/// The router with the connection's [`Watch`] in every request's extensions.
+#[derive(Debug, Clone)]
+struct Watching {
+    app: axum::Router,
+    watch: Watch,
+}
+
+impl tower_service::Service<hyper::Request<hyper::body::Incoming>> for Watching {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        <axum::Router as tower_service::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<hyper::Request<hyper::body::Incoming>>::poll_ready(
+            &mut self.app,
+            cx,
+        )
+    }
+
+    fn call(&mut self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.watch.clone());
+        self.app.call(req)
     }
 }
 

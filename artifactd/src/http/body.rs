@@ -15,13 +15,14 @@ use std::time::Duration;
 use axum::body::{Body, BodyDataStream, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::HeaderValue;
 use http::header::{CONNECTION, EXPECT};
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::conn::Watch;
 
 /// How long the unread rest of a body is read and dropped after the response.
 const LINGER_TIME: Duration = Duration::from_secs(10);
@@ -42,6 +43,43 @@ enum BodyEnd {
 
 type Shared = Arc<Mutex<BodyEnd>>;
 
+/// Why a request body was cut off; the upload reader answers both with 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum BodyTimeout {
+    /// Nothing arrived for the read timeout.
+    #[error("the request body stalled")]
+    Stalled,
+    /// Bytes kept coming, slower than the minimum rate allows.
+    #[error("the request body arrived slower than {0} bytes per second")]
+    TooSlow(u64),
+}
+
+impl BodyTimeout {
+    /// The cause of a read error, when it was one of these.
+    pub(super) fn of(e: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        // The body stream wraps it: in axum's error, in I/O errors (whose `source` skips the
+        // wrapped error itself, so `get_ref` it is).
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(found) = err.downcast_ref::<Self>() {
+                return Some(*found);
+            }
+            cur = match err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => err.source(),
+            };
+        }
+        None
+    }
+
+    fn into_io(self) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, self)
+    }
+}
+
 /// The body a handler sees.
 struct Guarded {
     inner: Option<BodyDataStream>,
@@ -51,12 +89,28 @@ struct Guarded {
     timeout: Duration,
     idle: Pin<Box<tokio::time::Sleep>>,
     end: Shared,
+    /// The minimum rate: by `started + timeout + received / min_rate` the body must have
+    /// arrived so far, so a client that trickles bytes cannot reset the idle timer forever.
+    started: tokio::time::Instant,
+    received: u64,
+    min_rate: u64,
 }
 
 impl Guarded {
     fn finish(&mut self, how: BodyEnd) {
         self.inner = None;
         *self.end.lock().unwrap_or_else(PoisonError::into_inner) = how;
+    }
+
+    /// When the bytes received so far would have been too slow.
+    fn rate_deadline(&self) -> tokio::time::Instant {
+        let allowed = Duration::from_secs_f64(self.received as f64 / self.min_rate.max(1) as f64);
+        self.started + self.timeout + allowed
+    }
+
+    fn fail(&mut self, why: BodyTimeout) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.finish(BodyEnd::Failed);
+        Poll::Ready(Some(Err(why.into_io())))
     }
 }
 
@@ -65,13 +119,15 @@ impl Stream for Guarded {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        let rate_deadline = this.rate_deadline();
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
         this.polled = true;
         if !this.waiting {
-            // The time the handler spends between reads does not count.
-            let deadline = tokio::time::Instant::now() + this.timeout;
+            // The time the handler spends between reads does not count towards the idle
+            // timeout; the rate deadline counts from the start.
+            let deadline = (tokio::time::Instant::now() + this.timeout).min(rate_deadline);
             this.idle.as_mut().reset(deadline);
             this.waiting = true;
         }
@@ -81,7 +137,12 @@ impl Stream for Guarded {
         }
         match polled {
             Poll::Ready(Some(Ok(bytes))) => {
-                if inner.is_end_stream() {
+                let end = inner.is_end_stream();
+                this.received += bytes.len() as u64;
+                if !end && tokio::time::Instant::now() > this.rate_deadline() {
+                    return this.fail(BodyTimeout::TooSlow(this.min_rate));
+                }
+                if end {
                     this.finish(BodyEnd::Read);
                 }
                 Poll::Ready(Some(Ok(bytes)))
@@ -98,11 +159,12 @@ impl Stream for Guarded {
                 if this.idle.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                this.finish(BodyEnd::Failed);
-                Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the request body stalled",
-                ))))
+                let why = if tokio::time::Instant::now() >= this.rate_deadline() {
+                    BodyTimeout::TooSlow(this.min_rate)
+                } else {
+                    BodyTimeout::Stalled
+                };
+                this.fail(why)
             }
         }
     }
@@ -122,6 +184,21 @@ impl Drop for Guarded {
 /// time fails with a timed-out I/O error, which the upload reader answers with 408), and
 /// ends a response to a body that was not read to its end as the module says.
 pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    // RFC 9112 §6.3: both framing headers is how requests are smuggled past a proxy; hyper
+    // already closes the connection after it, unread.
+    if req
+        .extensions()
+        .get::<Watch>()
+        .is_some_and(Watch::next_request_is_ambiguous)
+    {
+        let mut resp = ApiError::bad_request(
+            "The request has both Content-Length and Transfer-Encoding; send only one of them.",
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
@@ -139,6 +216,9 @@ pub(super) async fn guard(State(st): State<AppState>, req: Request, next: Next) 
         timeout,
         idle: Box::pin(tokio::time::sleep(timeout)),
         end: end.clone(),
+        started: tokio::time::Instant::now(),
+        received: 0,
+        min_rate: st.min_upload_rate(),
     };
     let mut resp = next
         .run(Request::from_parts(parts, Body::from_stream(guarded)))

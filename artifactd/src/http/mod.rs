@@ -89,6 +89,11 @@ impl AppState {
         self.inner.config.read_timeout
     }
 
+    /// The slowest request body accepted once the read timeout has passed, in bytes/s.
+    pub fn min_upload_rate(&self) -> u64 {
+        self.inner.config.min_upload_rate
+    }
+
     fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(b) = &self.inner.config.base_url {
             return b.clone();

@@ -5,10 +5,12 @@ use std::path::Path;
 
 use axum::body::Body;
 use futures_util::TryStreamExt as _;
-use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tempfile::TempPath;
 
+use super::body::BodyTimeout;
 use super::error::ApiError;
 
 /// Bytes of an upload written between two background flushes to disk.
@@ -98,15 +100,14 @@ fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             too_large(limit)
         }
-        multer::Error::StreamReadFailed(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-                || e.to_string().contains("stalled") =>
-        {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "The upload stalled: the request body sent nothing for too long.",
-            )
+        multer::Error::StreamReadFailed(e) if BodyTimeout::of(e.as_ref()).is_some() => {
+            let sentence = match BodyTimeout::of(e.as_ref()) {
+                Some(BodyTimeout::TooSlow(rate)) => format!(
+                    "The upload was too slow: the request body arrived at less than {rate} bytes per second."
+                ),
+                _ => "The upload stalled: the request body sent nothing for too long.".to_owned(),
+            };
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, sentence)
         }
         multer::Error::StreamReadFailed(_) => {
             ApiError::bad_request("The request body ended before the multipart form was complete.")
@@ -138,6 +139,15 @@ pub async fn spool(
         ))
     })?;
     let slack = MAX_FIELDS_BYTES as u64 + (1 << 20);
+    // A body declared larger than any acceptable form is refused before a byte of it is read.
+    if let Some(declared) = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && declared > limits.max_bytes.saturating_add(slack)
+    {
+        return Err(too_large(limits.max_bytes));
+    }
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .whole_stream(limits.max_bytes.saturating_add(slack))

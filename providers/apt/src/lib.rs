@@ -66,6 +66,27 @@ fn valid_segment(s: &str) -> bool {
         && !s.contains("..")
 }
 
+/// The file name a client sends must be one a Debian package can have: letters, digits and
+/// `+ . ~ _ -` (and apt's `%3a` for an epoch's colon), ending in `.deb`. The pool name comes from
+/// the control file; a name outside that grammar is refused rather than silently renamed.
+fn check_filename(name: &str) -> Result<()> {
+    let unescaped = name.replace("%3a", "").replace("%3A", "");
+    let ok = name.len() <= 255
+        && name.ends_with(".deb")
+        && name.len() > 4
+        && unescaped
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'~' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "Invalid package file name {:?}: a .deb file name uses ASCII letters, digits and '+', '.', '~', '_', '-' only and ends in \".deb\".",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
 fn pool_prefix(source: &str) -> &str {
     if source.starts_with("lib") && source.len() > 3 {
         &source[..4]
@@ -98,6 +119,7 @@ impl Provider for AptProvider {
                 "Upload .deb files to /addpkg or the repo root.",
             ));
         }
+        check_filename(&req.file.filename)?;
         let dist = req.param("dist").ok_or_else(|| {
             Error::invalid("Missing the parameter \"dist\" (the distribution, e.g. dist=bookworm).")
         })?;

@@ -337,3 +337,27 @@ async fn publishes_in_full_when_changes_cannot_be_applied() {
             .is_ok()
     );
 }
+
+#[test]
+fn file_names_follow_the_debian_grammar() {
+    for good in [
+        "x.deb",
+        "python3_3.6.7-1~18.04_amd64.deb",
+        "foo_1%3a2.0+b1_all.deb",
+    ] {
+        assert!(check_filename(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "a b.deb",
+        "a\"b.deb",
+        "x%41.deb",
+        "x\u{7}.deb",
+        "../x.deb",
+        "x.tar.gz",
+        ".deb",
+        "x.deb ",
+    ] {
+        let e = check_filename(bad).unwrap_err().to_string();
+        assert!(e.contains("a .deb file name uses"), "{bad}: {e}");
+    }
+}
