@@ -47,6 +47,7 @@ pub use upload::{DerivedFile, UploadOutcome, UploadRequest, UploadedFile};
 
 pub use async_trait::async_trait;
 pub use bytes;
+pub use futures_util as futures;
 pub use http;
 pub use object_store;
 pub use serde;

@@ -14,8 +14,8 @@
 //! architecture, a chunk count outgrown, or a state from before chunking.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read as _, Write as _};
-use std::sync::{Arc, Mutex};
+use std::io::Write as _;
+use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
@@ -25,6 +25,9 @@ use artifactd_plugin_api::serde_json::{self, Value};
 use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, time};
 use sha2::Digest as _;
 
+use crate::plain::{Parts, PlainCache};
+use crate::retire;
+
 /// Architectures announced by a dist that only has `Architecture: all` packages.
 const DEFAULT_ARCHES: &[&str] = &["amd64", "arm64", "i386"];
 
@@ -33,17 +36,6 @@ const DEFAULT_ARCHES: &[&str] = &["amd64", "arm64", "i386"];
 const CHUNK_TARGET: u64 = 64;
 /// The most chunks a `Packages` file is cut into.
 const MAX_CHUNKS: u64 = 4096;
-
-/// How long an index file that a publish replaced stays downloadable, for clients that read the
-/// previous `InRelease` (ms).
-const RETIRED_FOR_MS: i64 = 5 * 60 * 1000;
-/// Under a stream of publishes, retired files beyond the newest [`RETIRED_KEPT`] go sooner, once
-/// this old (ms): a large dist retires megabytes per upload.
-const RETIRED_MIN_MS: i64 = 10 * 1000;
-/// See [`RETIRED_MIN_MS`].
-const RETIRED_KEPT: usize = 64;
-/// However young, no more retired files than this wait (the list lives in the state).
-const RETIRED_MAX: usize = 512;
 
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -93,10 +85,15 @@ pub struct State {
     /// Per `Packages` path, each chunk's length in the plain and in the gzip file.
     #[serde(default)]
     pub layout: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Index blobs that earlier publishes replaced, oldest first, with when (ms since the
-    /// epoch); they are deleted once clients of the old `InRelease` are done with them.
-    #[serde(default)]
-    pub retired: Vec<(String, i64)>,
+}
+
+/// What a node keeps per dist between publishes: plain texts, and when it swept.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// The plain `Packages` texts.
+    pub plain: PlainCache,
+    /// Replaced index files.
+    pub sweeper: retire::Sweeper,
 }
 
 /// The state file of a dist.
@@ -104,7 +101,7 @@ pub fn state_path(dist: &str) -> BlobPath {
     BlobPath::from(format!("dists/{dist}/state.json"))
 }
 
-async fn read_blob(cx: &RepoContext, path: &BlobPath) -> Result<Option<Bytes>> {
+pub(crate) async fn read_blob(cx: &RepoContext, path: &BlobPath) -> Result<Option<Bytes>> {
     match cx.blobs.get(path).await {
         Ok(r) => Ok(Some(r.bytes().await?)),
         Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => Ok(None),
@@ -202,131 +199,6 @@ fn render_chunk(chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((text.into_bytes(), gz))
 }
 
-/// The chunks of one `Packages` file being published: text and gzip member per chunk.
-#[derive(Debug, Default)]
-struct Parts {
-    text: Vec<Bytes>,
-    gz: Vec<Bytes>,
-}
-
-/// Plain `Packages` texts, chunk by chunk, of the latest `.gz` of each index this node published
-/// or read. An entry names its gzip's blob, which is the gzip's hash, so it is never stale. The
-/// plain file is not stored (apt fetches the `.gz`); what is not here is inflated from the `.gz`,
-/// member by member.
-#[derive(Debug, Default)]
-pub struct PlainCache {
-    /// By (repo, index folder): the `.gz` blob and the plain chunks.
-    texts: Mutex<HashMap<(String, String), PlainEntry>>,
-}
-
-type PlainEntry = (String, Arc<Vec<Bytes>>);
-
-/// What [`PlainCache`] holds at most.
-const PLAIN_CACHE_BYTES: usize = 64 << 20;
-
-impl PlainCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PlainEntry>> {
-        self.texts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn key(repo: &str, gz_blob: &str) -> (String, String) {
-        let folder = gz_blob.split("/by-hash/").next().unwrap_or(gz_blob);
-        (repo.to_owned(), folder.to_owned())
-    }
-
-    fn get(&self, repo: &str, gz_blob: &str) -> Option<Arc<Vec<Bytes>>> {
-        self.lock()
-            .get(&Self::key(repo, gz_blob))
-            .filter(|(blob, _)| blob == gz_blob)
-            .map(|(_, texts)| texts.clone())
-    }
-
-    fn insert(&self, repo: &str, gz_blob: &str, texts: Arc<Vec<Bytes>>) {
-        let key = Self::key(repo, gz_blob);
-        let mut map = self.lock();
-        map.remove(&key);
-        let held: usize = map
-            .values()
-            .flat_map(|(_, t)| t.iter())
-            .map(Bytes::len)
-            .sum();
-        if held + texts.iter().map(Bytes::len).sum::<usize>() > PLAIN_CACHE_BYTES {
-            map.clear();
-        }
-        map.insert(key, (gz_blob.to_owned(), texts));
-    }
-
-    /// The plain chunks of `rel` as `state` published it, with its gzip members; `None` when the
-    /// published files do not match the state's layout.
-    async fn parts(&self, cx: &RepoContext, state: &State, rel: &str) -> Result<Option<Parts>> {
-        let (Some(layout), Some(gz_file)) =
-            (state.layout.get(rel), state.files.get(&format!("{rel}.gz")))
-        else {
-            return Ok(None);
-        };
-        let Some(gz) = read_blob(cx, &BlobPath::from(gz_file.blob.as_str())).await? else {
-            return Ok(None);
-        };
-        let mut members = Vec::new();
-        let mut g = 0usize;
-        for &(_, gl) in layout {
-            let Some(end) = usize::try_from(gl).ok().and_then(|gl| g.checked_add(gl)) else {
-                return Ok(None);
-            };
-            if end > gz.len() {
-                return Ok(None);
-            }
-            members.push(gz.slice(g..end));
-            g = end;
-        }
-        // An index with no stanzas is one empty gzip stream and no member.
-        if g != gz.len() && g != 0 {
-            return Ok(None);
-        }
-        let cached = self.get(&cx.repo, &gz_file.blob);
-        let text = match cached {
-            Some(t) => t,
-            None => {
-                let mut texts = Vec::with_capacity(members.len());
-                for (member, &(tl, _)) in members.iter().zip(layout) {
-                    let mut text = Vec::new();
-                    if !member.is_empty() {
-                        flate2::read::GzDecoder::new(member.as_ref())
-                            .read_to_end(&mut text)
-                            .map_err(|e| {
-                                Error::internal("a published Packages.gz is corrupt", e)
-                            })?;
-                    }
-                    if text.len() as u64 != tl {
-                        return Ok(None);
-                    }
-                    texts.push(Bytes::from(text));
-                }
-                let texts = Arc::new(texts);
-                self.insert(&cx.repo, &gz_file.blob, texts.clone());
-                texts
-            }
-        };
-        Ok(Some(Parts {
-            text: text.as_ref().clone(),
-            gz: members,
-        }))
-    }
-
-    /// The plain `Packages` at `rel` of a published dist.
-    ///
-    /// # Errors
-    /// Storage failures; not found when the dist has no such index.
-    pub async fn plain(&self, cx: &RepoContext, state: &State, rel: &str) -> Result<Bytes> {
-        match self.parts(cx, state, rel).await? {
-            Some(parts) => Ok(Bytes::from(parts.text.concat())),
-            None => Err(Error::not_found(format!("There is no index file {rel:?}."))),
-        }
-    }
-}
-
 /// What one publish writes: the new `Packages` files and their chunk layout.
 #[derive(Debug, Default)]
 struct Draft {
@@ -360,7 +232,7 @@ impl Draft {
         rel: &str,
         parts: Parts,
         previous: &State,
-        plain: &PlainCache,
+        node: &Node,
     ) -> Result<()> {
         let layout: Vec<(u64, u64)> = parts
             .text
@@ -384,7 +256,7 @@ impl Draft {
         self.files.insert(
             rel.to_owned(),
             IndexFile {
-                sha256: sha,
+                sha256: sha.clone(),
                 size,
                 blob: String::new(),
             },
@@ -400,7 +272,15 @@ impl Draft {
         cx.blobs
             .put(&BlobPath::from(blob.as_str()), PutPayload::from(gz))
             .await?;
-        plain.insert(&cx.repo, &blob, Arc::new(parts.text));
+        // The plain file's by-hash name, for clients of this Release after it is replaced.
+        cx.blobs
+            .put(
+                &retire::alias_path(dist, rel, &sha),
+                PutPayload::from(blob.clone().into_bytes()),
+            )
+            .await?;
+        node.sweeper.wrote(&cx.repo, dist, size);
+        node.plain.insert(&cx.repo, &blob, Arc::new(parts.text));
         self.files.insert(
             format!("{rel}.gz"),
             IndexFile {
@@ -475,23 +355,18 @@ pub enum Published {
 ///
 /// # Errors
 /// Catalog, storage and signing failures.
-pub async fn publish(
-    cx: &RepoContext,
-    dist: &str,
-    full: bool,
-    plain: &PlainCache,
-) -> Result<Published> {
+pub async fn publish(cx: &RepoContext, dist: &str, full: bool, node: &Node) -> Result<Published> {
     // Read first: every change stamped at or below it is visible to the queries below.
     let generation = cx.catalog.generation().await?;
     let previous = load_state(cx, dist).await?;
     if !full && let Some(previous) = &previous {
-        match publish_changes(cx, dist, generation, previous, plain).await? {
+        match publish_changes(cx, dist, generation, previous, node).await? {
             Some(true) => return Ok(Published::Changes),
             Some(false) => return Ok(Published::Unchanged),
             None => {}
         }
     }
-    publish_all(cx, dist, generation, previous.as_ref(), plain).await?;
+    publish_all(cx, dist, generation, previous.as_ref(), node).await?;
     Ok(Published::Full)
 }
 
@@ -501,21 +376,13 @@ async fn publish_all(
     dist: &str,
     generation: u64,
     previous: Option<&State>,
-    plain: &PlainCache,
+    node: &Node,
 ) -> Result<()> {
     let records = cx.catalog.list(ListQuery::all().in_scope(dist)).await?;
     if records.is_empty() {
         // The dist's last package went: the dist goes, its state first (InRelease is then a
-        // 404), then every index file it published, current or retired.
-        delete_quietly(cx, state_path(dist)).await?;
-        if let Some(previous) = previous {
-            let current = previous.files.values().map(|f| f.blob.as_str());
-            let retired = previous.retired.iter().map(|(b, _)| b.as_str());
-            for blob in current.chain(retired).filter(|b| !b.is_empty()) {
-                delete_quietly(cx, BlobPath::from(blob)).await?;
-            }
-        }
-        return Ok(());
+        // 404), then every file it published, current or replaced.
+        return retire::delete_dist(cx, dist).await;
     }
     let shape = Shape::of(&records);
     let chunks = chunks_for(records.len() as u64);
@@ -535,7 +402,7 @@ async fn publish_all(
             parts.text.push(Bytes::from(text));
             parts.gz.push(Bytes::from(gz));
         }
-        draft.write(cx, dist, &rel, parts, previous, plain).await?;
+        draft.write(cx, dist, &rel, parts, previous, node).await?;
     }
     let state = State {
         generation: Some(generation),
@@ -543,7 +410,7 @@ async fn publish_all(
         chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft, previous).await
+    finish(cx, dist, state, shape, draft, node).await
 }
 
 /// The incremental publish: whether anything changed, `None` when it cannot be sure and a full
@@ -553,7 +420,7 @@ async fn publish_changes(
     dist: &str,
     generation: u64,
     previous: &State,
-    plain: &PlainCache,
+    node: &Node,
 ) -> Result<Option<bool>> {
     let Some(since) = previous.generation else {
         return Ok(None);
@@ -588,7 +455,7 @@ async fn publish_changes(
         if mine.is_empty() {
             continue;
         }
-        let Some(mut parts) = plain.parts(cx, previous, &rel).await? else {
+        let Some(mut parts) = node.plain.parts(cx, previous, &rel).await? else {
             return Ok(None);
         };
         let mut touched: HashMap<usize, Vec<&FileRecord>> = HashMap::new();
@@ -638,7 +505,7 @@ async fn publish_changes(
         }
     }
     for (rel, parts) in rewritten {
-        draft.write(cx, dist, &rel, parts, previous, plain).await?;
+        draft.write(cx, dist, &rel, parts, previous, node).await?;
     }
     let state = State {
         generation: Some(generation),
@@ -646,29 +513,21 @@ async fn publish_changes(
         chunks: previous.chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft, previous).await?;
+    finish(cx, dist, state, shape, draft, node).await?;
     Ok(Some(true))
 }
 
-/// Writes `Release` for the drafted files, signs it and switches the dist's state; index files
-/// retired long enough ago are deleted.
+/// Writes `Release` for the drafted files, signs it and switches the dist's state; then, when
+/// due, deletes index files replaced long enough ago.
 async fn finish(
     cx: &RepoContext,
     dist: &str,
     mut state: State,
     shape: Shape,
     draft: Draft,
-    previous: &State,
+    node: &Node,
 ) -> Result<()> {
     let now = time::now_millis();
-    let (retired, expired) = retire(previous, &draft.files, now);
-    // Neither the published state nor the new one refers to an expired file, so deleting them
-    // first is safe; after a crash here the old state lists them again and the next publish
-    // finds them gone.
-    for blob in expired {
-        delete_quietly(cx, BlobPath::from(blob)).await?;
-    }
-    state.retired = retired;
     let mut release = format!(
         "Origin: artifactd\nLabel: {repo}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {arches}\nComponents: {comps}\nDescription: artifactd repository {repo}, {dist}\nAcquire-By-Hash: yes\nSHA256:\n",
         repo = cx.repo,
@@ -691,114 +550,13 @@ async fn finish(
     cx.blobs
         .put(&state_path(dist), PutPayload::from(body))
         .await?;
+    node.sweeper.maybe_sweep(cx, dist, &state, now).await?;
     Ok(())
-}
-
-/// Deletes a derived file; one that is gone already is fine.
-async fn delete_quietly(cx: &RepoContext, path: BlobPath) -> Result<()> {
-    match cx.blobs.delete(&path).await {
-        Ok(()) | Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The retired list after a publish that writes `files` at `now`, and the blobs to delete.
-fn retire(
-    previous: &State,
-    files: &BTreeMap<String, IndexFile>,
-    now: i64,
-) -> (Vec<(String, i64)>, Vec<String>) {
-    // A plain `Packages` has no blob of its own (an empty name).
-    let current: BTreeSet<&str> = files.values().map(|f| f.blob.as_str()).collect();
-    let mut retired: Vec<(String, i64)> = previous
-        .retired
-        .iter()
-        .filter(|(b, _)| !current.contains(b.as_str()))
-        .cloned()
-        .collect();
-    let replaced: BTreeSet<&str> = previous
-        .files
-        .values()
-        .map(|f| f.blob.as_str())
-        .filter(|b| !b.is_empty() && !current.contains(b))
-        .collect();
-    retired.retain(|(b, _)| !replaced.contains(b.as_str()));
-    retired.extend(replaced.into_iter().map(|b| (b.to_owned(), now)));
-    let newest_kept = retired.len().saturating_sub(RETIRED_KEPT);
-    let newest_max = retired.len().saturating_sub(RETIRED_MAX);
-    let mut expired = Vec::new();
-    let mut kept = Vec::new();
-    for (i, (blob, at)) in retired.into_iter().enumerate() {
-        let age = now.saturating_sub(at);
-        if age > RETIRED_FOR_MS || (i < newest_kept && age > RETIRED_MIN_MS) || i < newest_max {
-            expired.push(blob);
-        } else {
-            kept.push((blob, at));
-        }
-    }
-    (kept, expired)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(blob: &str) -> IndexFile {
-        IndexFile {
-            sha256: String::new(),
-            size: 0,
-            blob: blob.to_owned(),
-        }
-    }
-
-    #[test]
-    fn replaced_index_files_are_deleted_once_clients_are_done() {
-        let files = |blobs: &[&str]| -> BTreeMap<String, IndexFile> {
-            blobs
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), file(b)))
-                .collect()
-        };
-        let mut state = State {
-            files: files(&["a", "a.gz"]),
-            ..State::default()
-        };
-        // Each publish retires the files it replaces.
-        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000);
-        assert_eq!(
-            retired,
-            [("a".to_owned(), 1_000), ("a.gz".to_owned(), 1_000)]
-        );
-        assert!(expired.is_empty());
-        state.retired = retired;
-        state.files = files(&["b", "b.gz"]);
-        // Content that comes back is current again, not retired.
-        let (retired, _) = retire(&state, &files(&["a", "b.gz"]), 2_000);
-        assert_eq!(
-            retired,
-            [("a.gz".to_owned(), 1_000), ("b".to_owned(), 2_000)]
-        );
-        // Old enough: gone.
-        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000 + RETIRED_FOR_MS + 1);
-        assert!(retired.is_empty());
-        assert_eq!(expired, ["a", "a.gz"]);
-        // Many publishes in a row: beyond the newest kept, half a minute is enough.
-        state.retired = (0..100).map(|i| (format!("r{i}"), i)).collect();
-        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), RETIRED_MIN_MS + 20);
-        let names = |n: std::ops::Range<i64>| n.map(|i| format!("r{i}")).collect::<Vec<_>>();
-        assert_eq!(expired, names(0..20), "older than half a minute");
-        assert_eq!(retired.len(), 80);
-        state.retired = retired;
-        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), RETIRED_MIN_MS + 1_000);
-        assert_eq!(expired, names(20..36), "beyond the newest {RETIRED_KEPT}");
-        assert_eq!(retired.len(), RETIRED_KEPT);
-        // A burst: the list never grows past its bound.
-        state.retired = (0..600).map(|i| (format!("r{i}"), 1_000_000 + i)).collect();
-        let (retired, expired) = retire(&state, &files(&["b", "b.gz"]), 1_000_700);
-        assert_eq!(expired, names(0..88));
-        assert_eq!(retired.len(), RETIRED_MAX);
-    }
 
     #[test]
     fn the_plain_cache_keeps_the_latest_text_of_each_index() {

@@ -9,6 +9,8 @@
 
 mod deb;
 mod index;
+mod plain;
+mod retire;
 mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -50,7 +52,7 @@ struct StateCache {
 #[derive(Debug, Default)]
 pub struct AptProvider {
     cache: StateCache,
-    plain: index::PlainCache,
+    node: index::Node,
     /// How each publish went, for tests of the incremental path.
     #[cfg(test)]
     published: Mutex<Vec<index::Published>>,
@@ -201,7 +203,7 @@ impl Provider for AptProvider {
         };
         let full = !matches!(scope, IndexScope::Scopes(_));
         for dist in dists {
-            let _how = index::publish(cx, &dist, full, &self.plain).await?;
+            let _how = index::publish(cx, &dist, full, &self.node).await?;
             #[cfg(test)]
             self.published
                 .lock()

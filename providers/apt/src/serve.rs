@@ -8,7 +8,7 @@ use artifactd_plugin_api::http::header::CACHE_CONTROL;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::{BlobRef, Error, RepoContext, Result, ServeResponse};
 
-use crate::{AptProvider, index, view};
+use crate::{AptProvider, index, retire, view};
 
 impl AptProvider {
     pub(crate) async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<index::State>> {
@@ -62,27 +62,36 @@ impl AptProvider {
                 return Err(Error::not_found("There is no such index file."));
             }
             // Compressed indexes are stored under their hash; the plain `Packages` (which apt
-            // does not fetch when `.gz` is listed) under a name of its publish.
+            // fetches only when the `.gz` fails, or when told to) is inflated from its `.gz`.
             let rel = format!(
                 "{}Packages",
                 rest.split("by-hash/").next().unwrap_or_default()
             );
-            if let Ok(state) = self.state(cx, dist).await
-                && state.files.get(&rel).is_some_and(|f| f.sha256 == hexpart)
+            let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
+            let mut listed_gz = false;
+            if let Ok(state) = self.state(cx, dist).await {
+                if state.files.get(&rel).is_some_and(|f| f.sha256 == hexpart) {
+                    return Ok(ServeResponse::bytes(
+                        "application/octet-stream",
+                        self.node.plain.plain(cx, &state, &rel).await?,
+                    ));
+                }
+                listed_gz = state
+                    .files
+                    .get(&format!("{rel}.gz"))
+                    .is_some_and(|f| f.sha256 == hexpart);
+            }
+            // Not current: a replaced plain `Packages` that an earlier Release listed.
+            if !listed_gz && let Some(text) = retire::retired_plain(cx, dist, &rel, hexpart).await?
             {
-                return Ok(ServeResponse::bytes(
-                    "application/octet-stream",
-                    self.plain.plain(cx, &state, &rel).await?,
-                ));
+                return Ok(ServeResponse::bytes("application/octet-stream", text)
+                    .with_header(CACHE_CONTROL, immutable));
             }
             return Ok(ServeResponse::blob(
                 "application/octet-stream",
                 BlobRef::Derived(BlobPath::from(format!("dists/{dist}/{rest}"))),
             )
-            .with_header(
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ));
+            .with_header(CACHE_CONTROL, immutable));
         }
         let state = self.state(cx, dist).await?;
         let no_cache = HeaderValue::from_static("no-cache");
@@ -115,7 +124,7 @@ impl AptProvider {
                 if blob.is_empty() {
                     return Ok(ServeResponse::bytes(
                         "text/plain; charset=utf-8",
-                        self.plain.plain(cx, &state, rest).await?,
+                        self.node.plain.plain(cx, &state, rest).await?,
                     )
                     .with_header(CACHE_CONTROL, no_cache));
                 }

@@ -361,3 +361,59 @@ fn file_names_follow_the_debian_grammar() {
         assert!(e.contains("a .deb file name uses"), "{bad}: {e}");
     }
 }
+
+#[tokio::test]
+async fn every_file_a_replaced_release_listed_stays_served_by_hash_until_swept() {
+    let host = TestHost::new(Arc::new(AptProvider::default()));
+    // (name, sha256) of the amd64 Packages and Packages.gz the current Release lists.
+    let listed = async || -> Vec<(String, String)> {
+        let release = host.get("r", "dists/stable/Release").await.unwrap().1;
+        String::from_utf8_lossy(&release)
+            .lines()
+            .filter(|l| l.contains(" main/binary-amd64/Packages"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[2].to_owned(), f[0].to_owned())
+            })
+            .collect()
+    };
+    let by_hash = |sha: &str| format!("dists/stable/main/binary-amd64/by-hash/SHA256/{sha}");
+    put(&host, Deb::new("tool", "1.0", "amd64")).await;
+    let first = listed().await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    put(&host, Deb::new("tool", "1.1", "amd64")).await;
+    let second = listed().await;
+    assert_ne!(first, second);
+    // Both files of the replaced Release are still there by hash, with the bytes it promised.
+    for (name, sha) in first.iter().chain(&second) {
+        let body = host
+            .get("r", &by_hash(sha))
+            .await
+            .unwrap_or_else(|e| panic!("{name} {sha}: {e}"))
+            .1;
+        assert_eq!(
+            &artifactd_plugin_api::testing::sha256_hex(&body),
+            sha,
+            "{name}"
+        );
+    }
+    // A sweep five minutes on deletes the replaced files and the alias, not the current ones.
+    let cx = host.context("r");
+    let state = index::load_state(&cx, "stable").await.unwrap().unwrap();
+    let later = artifactd_plugin_api::time::now_millis() + retire::RETAIN_MS + 1_000;
+    let gone = retire::sweep(&cx, "stable", &state, later).await.unwrap();
+    assert_eq!(
+        gone.len(),
+        2,
+        "the replaced .gz and the alias of the plain file: {gone:?}"
+    );
+    for (name, sha) in &first {
+        assert!(host.get("r", &by_hash(sha)).await.is_err(), "{name} stays");
+    }
+    for (name, sha) in &second {
+        assert!(
+            host.get("r", &by_hash(sha)).await.is_ok(),
+            "{name} is current"
+        );
+    }
+}
