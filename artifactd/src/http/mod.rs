@@ -5,7 +5,9 @@ mod body;
 mod browse;
 mod error;
 mod extract;
+mod forms;
 mod ingest;
+mod markdown;
 mod pages;
 mod publish;
 mod repo_routes;
@@ -246,15 +248,15 @@ pub fn router(state: AppState) -> Router {
         .route("/static/style.css", get(pages::style))
         .route("/static/ui.js", get(pages::script))
         .route("/search", get(pages::search_page))
-        .route("/login", get(pages::login))
+        .route("/login", get(forms::login))
         .route("/ui/{kind}/{repo}/", get(pages::repo_page))
         .route("/ui/{kind}/{repo}/-/{scope}/", get(pages::scope_page))
         .route("/ui/{kind}/{repo}/{package}/", get(pages::package_page))
         .route(
             "/ui/{kind}/{repo}/{package}/delete",
-            post(pages::delete_post),
+            post(forms::delete_post),
         )
-        .route("/ui/{kind}/{repo}/{package}/yank", post(pages::yank_post))
+        .route("/ui/{kind}/{repo}/{package}/yank", post(forms::yank_post))
         .route("/addpkg", post(addpkg))
         .route("/repo", get(pages::providers))
         .route("/repo/", get(pages::providers))

@@ -3,7 +3,7 @@
 //! form posts behind their delete and yank buttons.
 //!
 //! Every value is escaped by the templates (auto-escaping is on for `.html`); package
-//! descriptions are Markdown rendered with raw HTML turned into text and only http(s) links;
+//! descriptions are Markdown whose raw HTML goes through an allow-list (see `markdown`);
 //! the pages load no inline script (the Content-Security-Policy forbids it) and work without
 //! JavaScript, which only adds copy buttons.
 
@@ -15,12 +15,12 @@ use artifactd_plugin_api::{DynProvider, FileRecord, ListQuery, RepoContext};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, body::Body};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
 
-use super::extract::{Form, Path, Query};
+use super::extract::{Path, Query};
 use super::{ApiError, AppState, browse, validate_repo_name};
 use crate::auth::{Auth, Scope};
 use crate::db::entities::repo;
@@ -56,7 +56,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Scripts only from this server, no plugins, no framing, forms only to this server.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 impl Pages {
     /// Loads the templates; they are checked by the tests, so failure here is a build bug.
@@ -131,7 +131,7 @@ fn html_response(status: StatusCode, html: String) -> Response {
 }
 
 /// Renders a page handler's result, errors included, as HTML.
-fn page(st: &AppState, r: Result<Response, ApiError>) -> Response {
+pub(super) fn page(st: &AppState, r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(|e| st.inner.pages.error(e))
 }
 
@@ -279,7 +279,7 @@ pub fn repo_href(kind: &str, repo: &str) -> String {
 }
 
 /// The package page's URL.
-fn package_href(kind: &str, repo: &str, key: &str) -> String {
+pub(super) fn package_href(kind: &str, repo: &str, key: &str) -> String {
     format!("{}{}/", repo_href(kind, repo), url_segment(key))
 }
 
@@ -294,55 +294,6 @@ fn file_href(kind: &str, repo: &str, path: &str) -> String {
     )
 }
 
-/// Whether a link may be shown: absolute http(s) URLs without spaces or control characters.
-pub fn safe_url(url: &str) -> bool {
-    let lower = url.trim_start().to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://"))
-        && url.len() <= 2048
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// Markdown to HTML with raw HTML shown as text, links only to http(s) URLs and images shown as
-/// links (no remote image is ever loaded by a page).
-pub fn markdown(text: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-    let options =
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let mut kept: Vec<bool> = Vec::new();
-    let events = Parser::new_ext(text, options).filter_map(|ev| match ev {
-        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
-        Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            title,
-            id,
-        })
-        | Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => {
-            let keep = safe_url(&dest_url);
-            kept.push(keep);
-            keep.then_some(Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }))
-        }
-        Event::End(TagEnd::Link | TagEnd::Image) => kept
-            .pop()
-            .unwrap_or(false)
-            .then_some(Event::End(TagEnd::Link)),
-        other => Some(other),
-    });
-    let mut html = String::with_capacity(text.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events);
-    html
-}
-
 /// What `auth` may do on a repo, for showing buttons (the posts check again).
 fn rights(st: &AppState, auth: &Auth, row: &repo::Model) -> (bool, bool) {
     let private = settings_of(row).private;
@@ -354,7 +305,7 @@ fn rights(st: &AppState, auth: &Auth, row: &repo::Model) -> (bool, bool) {
 }
 
 /// The provider, repo row and hook context of a readable repo.
-async fn open_repo(
+pub(super) async fn open_repo(
     st: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
@@ -484,7 +435,7 @@ pub async fn package_page(
         let view = provider.file_view(&latest);
         let description = view.description.as_ref().map(|d| {
             if d.markdown {
-                Value::from_safe_string(markdown(&d.text))
+                Value::from_safe_string(super::markdown::markdown(&d.text))
             } else {
                 Value::from(d.text.clone())
             }
@@ -493,7 +444,7 @@ pub async fn package_page(
         let links: Vec<Value> = view
             .links
             .iter()
-            .filter(|(_, u)| safe_url(u))
+            .filter(|(_, u)| super::markdown::safe_url(u))
             .map(|(l, u)| context! { label => l, url => u })
             .collect();
         let key = latest.key.clone();
@@ -612,202 +563,6 @@ pub async fn search_page(
             "search.html",
             context! { q, hits, user => signed_in(&auth) },
         )
-    }
-    .await;
-    page(&st, r)
-}
-
-#[derive(Deserialize)]
-pub struct Next {
-    next: Option<String>,
-}
-
-/// `GET /login`: asks the browser for credentials (any user name, a token as the password), then
-/// goes back to `next`.
-pub async fn login(
-    State(st): State<AppState>,
-    Extension(auth): Extension<Auth>,
-    n: Result<Query<Next>, ApiError>,
-) -> Response {
-    let n = match n {
-        Ok(Query(n)) => n,
-        Err(e) => return st.inner.pages.error(e),
-    };
-    if auth.scope.is_none() {
-        return st.inner.pages.error(ApiError::unauthorized(
-            "Sign in with any user name and an artifactd token as the password.",
-        ));
-    }
-    let next = n
-        .next
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
-        .unwrap_or_else(|| "/".to_owned());
-    see_other(&next)
-}
-
-fn see_other(location: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(LOCATION, v);
-    }
-    resp
-}
-
-/// Form posts are accepted only from this server's own pages: the browser's `Origin` (or
-/// `Sec-Fetch-Site`) must say so, which stops other sites from posting with a signed-in
-/// browser's credentials.
-fn same_origin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let base = st.base_url(headers);
-    let origin_ok = headers
-        .get(http::header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(|o| base.trim_end_matches('/').starts_with(o) && !o.is_empty());
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    match (origin_ok, fetch_site) {
-        (Some(true), _) | (None, Some("same-origin")) => Ok(()),
-        _ => Err(ApiError::forbidden(
-            "Form posts are accepted only from this server's own pages.",
-        )),
-    }
-}
-
-/// The repo a form post acts on: the post must come from this server's pages and the caller
-/// needs `need` on the repo.
-async fn form_target(
-    st: &AppState,
-    auth: &Auth,
-    headers: &HeaderMap,
-    kind: &str,
-    name: &str,
-    need: Scope,
-) -> Result<(DynProvider, repo::Model, RepoContext), ApiError> {
-    same_origin(st, headers)?;
-    let (provider, row, cx) = open_repo(st, auth, headers, kind, name).await?;
-    st.authorize(auth, Some((kind, name)), settings_of(&row).private, need)?;
-    Ok((provider, row, cx))
-}
-
-#[derive(Deserialize)]
-pub struct PackageForm {
-    /// Empty or absent: every version.
-    version: Option<String>,
-    /// `yank` or `unyank` for the yank form.
-    action: Option<String>,
-    reason: Option<String>,
-}
-
-/// `POST /ui/<kind>/<repo>/<package>/delete`: deletes a version (or the package), then shows
-/// the package page (or the repo page when nothing is left).
-pub async fn delete_post(
-    State(st): State<AppState>,
-    Extension(auth): Extension<Auth>,
-    headers: HeaderMap,
-    Path((kind, name, package)): Path<(String, String, String)>,
-    form: Result<Form<PackageForm>, ApiError>,
-) -> Response {
-    let r = async {
-        let Form(form) = form?;
-        let (provider, row, cx) =
-            form_target(&st, &auth, &headers, &kind, &name, Scope::Admin).await?;
-        let version = form.version.filter(|v| !v.is_empty());
-        let records: Vec<FileRecord> = cx
-            .catalog
-            .list(ListQuery::key(provider.package_key(&package)))
-            .await?
-            .into_iter()
-            .filter(|r| version.as_deref().is_none_or(|v| r.version == v))
-            .collect();
-        if records.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "There is nothing of {package:?} to delete in {kind}/{name}."
-            )));
-        }
-        st.delete_records(&auth, &provider, &row, &cx, records)
-            .await?;
-        let left = !cx
-            .catalog
-            .list(ListQuery::key(provider.package_key(&package)))
-            .await?
-            .is_empty();
-        Ok(if left {
-            see_other(&package_href(&kind, &name, &provider.package_key(&package)))
-        } else if st.inner.db.repo(&kind, &name).await?.is_some() {
-            see_other(&repo_href(&kind, &name))
-        } else {
-            see_other("/")
-        })
-    }
-    .await;
-    page(&st, r)
-}
-
-/// `POST /ui/<kind>/<repo>/<package>/yank`: yanks or un-yanks every file of a version.
-pub async fn yank_post(
-    State(st): State<AppState>,
-    Extension(auth): Extension<Auth>,
-    headers: HeaderMap,
-    Path((kind, name, package)): Path<(String, String, String)>,
-    form: Result<Form<PackageForm>, ApiError>,
-) -> Response {
-    let r = async {
-        let Form(form) = form?;
-        let (provider, row, cx) =
-            form_target(&st, &auth, &headers, &kind, &name, Scope::Write).await?;
-        if !provider.repo_view(&cx).await?.yank {
-            return Err(ApiError::bad_request(format!(
-                "{kind} repos do not support yanking."
-            )));
-        }
-        let Some(version) = form.version.filter(|v| !v.is_empty()) else {
-            return Err(ApiError::bad_request("Name the version to yank."));
-        };
-        let yank = match form.action.as_deref() {
-            Some("yank") | None => true,
-            Some("unyank") => false,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "Unknown action {other:?}: use yank or unyank."
-                )));
-            }
-        };
-        let reason = form.reason.unwrap_or_default();
-        if reason.len() > 512 || reason.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                "The yank reason must be one line of at most 512 characters.",
-            ));
-        }
-        let key = provider.package_key(&package);
-        let mut changed = Vec::new();
-        for f in cx.catalog.list(ListQuery::key(&key)).await? {
-            if f.version == version
-                && cx
-                    .catalog
-                    .set_yanked(&f.scope, &f.path, yank.then(|| reason.clone()))
-                    .await?
-            {
-                changed.push(f.path);
-            }
-        }
-        if changed.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "There is no version {version:?} of {package:?} in {kind}/{name}."
-            )));
-        }
-        st.reindex(
-            &provider,
-            row.id,
-            &cx,
-            artifactd_plugin_api::IndexScope::All,
-        )
-        .await?;
-        st.audit(
-            &auth,
-            if yank { "yank" } else { "unyank" },
-            Some((&kind, &name)),
-            serde_json::json!({ "paths": changed, "reason": reason }),
-        )
-        .await;
-        Ok(see_other(&package_href(&kind, &name, &key)))
     }
     .await;
     page(&st, r)
