@@ -194,7 +194,7 @@ fn free_port() -> u16 {
 
 fn wait_for(url: &str) {
     for _ in 0..300 {
-        if Command::new("curl")
+        if artifactd_tests::tool("curl")
             .args(["-fs", "-o", "/dev/null", url])
             .status()
             .is_ok_and(|s| s.success())
@@ -576,7 +576,7 @@ fn big_deb(path: &Path, size: u64) -> String {
 /// `curl -F` upload of a file: seconds.
 fn curl_upload(s: &Server, query: &str, file: &Path) -> f64 {
     timed(|| {
-        let out = sh(Command::new("curl")
+        let out = sh(artifactd_tests::tool("curl")
             .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
             .arg(format!("Authorization: Bearer {}", s.token))
             .arg("-F")
@@ -866,22 +866,24 @@ fn gpg_key(scratch: &Path) -> (PathBuf, String) {
     if !home.exists() {
         std::fs::create_dir_all(&home).expect("gnupg home");
         sh(Command::new("chmod").arg("700").arg(&home));
-        sh(Command::new("gpg").arg("--homedir").arg(&home).args([
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "bench@example.invalid",
-            "ed25519",
-            "sign",
-            "never",
-        ]));
+        sh(artifactd_tests::tool("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args([
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "bench@example.invalid",
+                "ed25519",
+                "sign",
+                "never",
+            ]));
     }
-    let fpr = sh(Command::new("gpg").arg("--homedir").arg(&home).args([
-        "--batch",
-        "--with-colons",
-        "--list-secret-keys",
-    ]))
+    let fpr = sh(artifactd_tests::tool("gpg")
+        .arg("--homedir")
+        .arg(&home)
+        .args(["--batch", "--with-colons", "--list-secret-keys"]))
     .lines()
     .find_map(|l| {
         l.strip_prefix("fpr:")
@@ -909,7 +911,7 @@ fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
     let pubkey = scratch.join("bench-peers.asc");
     std::fs::write(
         &pubkey,
-        sh(Command::new("gpg")
+        sh(artifactd_tests::tool("gpg")
             .arg("--homedir")
             .arg(&gnupg)
             .args(["--batch", "--armor", "--export", &fpr])),

@@ -51,7 +51,7 @@ fn seed_upload_then_apt_get_update_and_install_with_signatures() {
     // The seed's own call (python3_3.6.7-1~18.04_amd64.deb into bionic), with curl.
     let (f, b) = dpkg_deb(&work, "python3", "3.6.7-1~18.04", "amd64", "");
     assert_eq!(f, "python3_3.6.7-1~18.04_amd64.deb");
-    let out = run(Command::new("curl")
+    let out = run(artifactd_tests::tool("curl")
         .arg("-sS")
         .arg("-u")
         .arg(format!("__token__:{}", s.token))
@@ -168,14 +168,14 @@ fn seed_upload_then_apt_get_update_and_install_with_signatures() {
         std::fs::write(dir.join("Release"), &release.body).unwrap();
         std::fs::write(dir.join("Release.gpg"), &sig.body).unwrap();
         let (ok, out) = try_run(
-            Command::new("gpgv")
+            artifactd_tests::tool("gpgv")
                 .arg("--keyring")
                 .arg(&keyring)
                 .arg(dir.join("InRelease")),
         );
         assert!(ok, "gpgv InRelease ({dist}): {out}");
         let (ok, out) = try_run(
-            Command::new("gpgv")
+            artifactd_tests::tool("gpgv")
                 .arg("--keyring")
                 .arg(&keyring)
                 .arg(dir.join("Release.gpg"))
@@ -209,7 +209,7 @@ fn seed_upload_then_apt_get_update_and_install_with_signatures() {
     )
     .unwrap();
     let (ok, _) = try_run(
-        Command::new("gpgv")
+        artifactd_tests::tool("gpgv")
             .arg("--keyring")
             .arg(&keyring)
             .arg(dir.join("Release.gpg"))

@@ -57,7 +57,7 @@ fn writes_need_a_token_unless_anonymous_upload_is_on() {
         403
     );
     // Basic auth with any user name carries the token as the password.
-    let out = run(Command::new("curl")
+    let out = run(artifactd_tests::tool("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
         .arg(format!("__token__:{other}"))
         .arg("-F")
@@ -280,7 +280,7 @@ fn delete_overwrite_settings_and_audit() {
 
     // curl DELETE on the file's own URL: anonymous 401, write token 403, admin 200.
     let code = |token: Option<&str>| {
-        let mut c = Command::new("curl");
+        let mut c = artifactd_tests::tool("curl");
         c.args([
             "-s",
             "-o",
@@ -410,7 +410,7 @@ fn delete_overwrite_settings_and_audit() {
 }
 
 fn gpg(home: &std::path::Path) -> Command {
-    let mut c = Command::new("gpg");
+    let mut c = artifactd_tests::tool("gpg");
     c.arg("--homedir")
         .arg(home)
         .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"]);
@@ -447,7 +447,7 @@ fn gpg_key(
     let keyring = home.join(format!("{fpr}.gpg"));
     std::fs::write(
         &keyring,
-        std::process::Command::new("gpg")
+        artifactd_tests::tool("gpg")
             .arg("--homedir")
             .arg(home)
             .args(["--batch", "--export", &fpr])
@@ -462,7 +462,7 @@ fn gpg_key(
 fn gpgv_ok(keyring: &std::path::Path, files: &[&std::path::Path]) -> bool {
     // As apt reads gpgv: a valid signature by a key of the keyring and no bad one; signatures by
     // other keys (the other side of a key rotation) are not a failure.
-    let out = Command::new("gpgv")
+    let out = artifactd_tests::tool("gpgv")
         .args(["--status-fd", "1", "--keyring"])
         .arg(keyring)
         .args(files)
@@ -580,7 +580,7 @@ fn imported_gpg_keys_sign_the_repo_with_a_transition() {
     let served = work.join("served.gpg");
     std::fs::write(&served, s.get("/repo/apt/k/pubkey.gpg").body).unwrap();
     assert!(gpgv_ok(&served, &[&inrelease]));
-    let shown = run(Command::new("gpg")
+    let shown = run(artifactd_tests::tool("gpg")
         .arg("--homedir")
         .arg(&work)
         .args(["--batch", "--with-colons", "--show-keys"])

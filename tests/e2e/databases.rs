@@ -133,7 +133,7 @@ fn catalog_on_every_database() {
 fn kill_connections(backend: Backend, name: &str) {
     match backend {
         Backend::Mysql => {
-            let ids = run(std::process::Command::new("mysql").args([
+            let ids = run(artifactd_tests::tool("mysql").args([
                 "-h",
                 "127.0.0.1",
                 "-u",
@@ -148,7 +148,7 @@ fn kill_connections(backend: Backend, name: &str) {
             );
             for id in ids.split_whitespace() {
                 // A connection may end by itself in between.
-                let _ = artifactd_tests::try_run(std::process::Command::new("mysql").args([
+                let _ = artifactd_tests::try_run(artifactd_tests::tool("mysql").args([
                     "-h",
                     "127.0.0.1",
                     "-u",
@@ -159,8 +159,8 @@ fn kill_connections(backend: Backend, name: &str) {
             }
         }
         Backend::Postgres => {
-            let base = std::env::var("ARTIFACTD_TEST_POSTGRES_URL").expect("postgres url");
-            let killed = run(std::process::Command::new("psql")
+            let base = Backend::Postgres.server_url();
+            let killed = run(artifactd_tests::tool("psql")
                 .arg(format!("{base}/postgres"))
                 .args([
                     "-Atc",

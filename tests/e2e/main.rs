@@ -6,6 +6,10 @@ mod core;
 mod pypi;
 // APT with real apt-get, gpgv and dpkg-deb.
 mod apt;
+// apt-get updating while uploads publish.
+mod apt_race;
+// Every client at the versions distributions ship: pip, uv, twine, poetry, pdm, hatch, apt 2.6/3.0.
+mod clients;
 // Blob storage on a real S3-compatible server.
 mod s3;
 // The same catalog tests on SQLite, MariaDB/MySQL and PostgreSQL.

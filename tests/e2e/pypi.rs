@@ -29,7 +29,7 @@ fn seed_curl_upload_then_pip_install_with_dependencies_and_hashes() {
     let (lib_name, lib_bytes) = Dist::new("dep-lib", "1.0").wheel();
     let lib_path = scratch.join(&lib_name);
     std::fs::write(&lib_path, &lib_bytes).unwrap();
-    let out = run(Command::new("curl")
+    let out = run(artifactd_tests::tool("curl")
         .arg("-sS")
         .arg("-u")
         .arg(format!("__token__:{}", s.token))

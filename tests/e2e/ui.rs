@@ -149,7 +149,8 @@ fn every_page_renders_escapes_and_fits() {
                  scripts: Array.from(document.scripts).map(s => s.src), \
                  handlers: document.querySelectorAll('[onerror],[onload],[onclick]').length, \
                  jslinks: document.querySelectorAll('a[href^=\"javascript\" i]').length, \
-                 images: document.images.length };",
+                 styled: document.querySelectorAll('main [style]').length, \
+                 local_images: Array.from(document.images).filter(i => i.hasAttribute('src') && !/^https?:\\/\\//i.test(i.getAttribute('src'))).length };",
             );
             assert_eq!(
                 checks["xss"],
@@ -167,26 +168,28 @@ fn every_page_renders_escapes_and_fits() {
             );
             assert_eq!(checks["handlers"], 0, "{name}");
             assert_eq!(checks["jslinks"], 0, "{name}");
-            assert_eq!(checks["images"], 0, "{name}");
+            assert_eq!(checks["styled"], 0, "{name}");
+            assert_eq!(checks["local_images"], 0, "{name}: only http(s) images");
             browser.screenshot(&out.join(format!("{name}-{width}.png")));
         }
     }
 
-    // The Markdown description: formatting kept, raw HTML shown as text, only http(s) links.
+    // The Markdown description: formatting kept, raw HTML through the allow-list (no script,
+    // no event attributes), only http(s) links and images.
     browser.resize(1280, 900);
     browser.goto(&s.url("/ui/pypi/py/evil-pkg/"));
     let md = browser.eval(
         "const d = document.querySelector('.description'); return { bold: d.querySelector('strong').textContent, \
-         links: Array.from(d.querySelectorAll('a')).map(a => a.href), text: d.textContent, code: d.querySelector('pre code').textContent };",
+         links: Array.from(d.querySelectorAll('a')).filter(a => a.hasAttribute('href')).map(a => a.href), text: d.textContent, \
+         scripts: d.querySelectorAll('script').length, srcs: Array.from(d.querySelectorAll('img')).map(i => i.getAttribute('src')), \
+         code: d.querySelector('pre code').textContent };",
     );
     assert_eq!(md["bold"], "bold");
     assert_eq!(md["links"], serde_json::json!(["https://example.org/docs"]));
+    assert_eq!(md["scripts"], 0);
+    assert_eq!(md["srcs"], serde_json::json!([null, null]), "{md}");
     let text = md["text"].as_str().unwrap();
-    assert!(
-        text.contains("<script>window.__xss='script'</script>"),
-        "{text}"
-    );
-    assert!(text.contains("<img src=x onerror="), "{text}");
+    assert!(!text.contains("__xss") && !text.contains("<img"), "{text}");
     assert_eq!(md["code"], "code <b>block</b>\n");
     // The APT package's Homepage is not http(s): not linked.
     browser.goto(&s.url("/ui/apt/deb/evil-deb/"));
@@ -194,6 +197,26 @@ fn every_page_renders_escapes_and_fits() {
         browser.eval("return document.querySelectorAll('ul.links a').length;"),
         0
     );
+
+    // The set-up panels fit: every copy button on one line beside its title, at 1280 px.
+    for repo in ["/ui/pypi/py/", "/ui/apt/deb/"] {
+        browser.goto(&s.url(repo));
+        let fit = browser.eval(
+            "return Array.from(document.querySelectorAll('button.copy')).map(b => { \
+               const r = b.getBoundingClientRect(), t = b.previousElementSibling.getBoundingClientRect(), \
+                 lh = parseFloat(getComputedStyle(b).lineHeight); \
+               return { one_line: r.height < 1.8 * lh, clipped: b.scrollWidth > b.clientWidth + 1, \
+                 beside: r.top < t.bottom && r.left >= t.right - 1 }; });",
+        );
+        let buttons = fit.as_array().unwrap();
+        assert!(!buttons.is_empty(), "{repo}: no copy buttons");
+        for b in buttons {
+            assert!(
+                b["one_line"] == true && b["clipped"] == false && b["beside"] == true,
+                "{repo}: a copy button does not fit on one line beside its title: {fit}"
+            );
+        }
+    }
 
     // Copy buttons appear with JavaScript and copy the snippet.
     browser.goto(&s.url("/ui/pypi/py/"));
@@ -378,4 +401,44 @@ fn buttons_for_signed_in_users_and_html_errors() {
         "private set-up shows the token"
     );
     assert!(!s.get_as(None, "/").text().contains("/ui/pypi/py/"));
+}
+
+#[test]
+fn a_real_projects_readme_renders_as_pypi_shows_it() {
+    // Hatch's README opens with a centred logo in raw HTML and a table of badges.
+    let wheel = artifactd_tests::real_wheel("hatch", "1.18.2");
+    let s = Server::start();
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let r = s.addpkg(
+        "provider=pypi&reponame=real",
+        &name,
+        &std::fs::read(&wheel).unwrap(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let browser = Browser::start(1280, 900);
+    let out = output_dir("ui");
+    for width in [1280, 375] {
+        browser.resize(width, 900);
+        browser.goto(&s.url("/ui/pypi/real/hatch/"));
+        let v = browser.eval(
+            "const d = document.querySelector('.description'); \
+             const logo = d.querySelector('div[align=\"center\"] img[src^=\"https://raw.githubusercontent.com/pypa/hatch/\"]'); \
+             return { logo: logo ? logo.getAttribute('alt') : null, \
+               badges: d.querySelectorAll('table a[href^=\"https://\"] img[src^=\"https://\"]').length, \
+               headings: Array.from(d.querySelectorAll('h1, h2')).map(h => h.textContent), \
+               raw: d.textContent.includes('<div') || d.textContent.includes('<img'), \
+               overflow: document.documentElement.scrollWidth - window.innerWidth, \
+               handlers: d.querySelectorAll('[onerror],[onload],[onclick],[style],script').length };",
+        );
+        assert_eq!(v["logo"], "Hatch logo", "{v}");
+        assert!(v["badges"].as_i64().unwrap() >= 5, "{v}");
+        assert_eq!(v["headings"][0], "Hatch", "{v}");
+        assert_eq!(v["raw"], false, "raw HTML shown as text: {v}");
+        assert_eq!(v["handlers"], 0, "{v}");
+        assert!(
+            v["overflow"].as_i64().unwrap() <= 0,
+            "wider than {width}px: {v}"
+        );
+        browser.screenshot(&out.join(format!("real-readme-{width}.png")));
+    }
 }

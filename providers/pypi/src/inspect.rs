@@ -69,9 +69,16 @@ fn single_line(m: &Metadata, field: &str, max: usize) -> Result<Option<String>> 
     Ok(Some(v.to_owned()))
 }
 
-/// The core metadata versions there are. 2.0 was never final (PEP 426 was withdrawn), but old
-/// `bdist_wheel` releases wrote it and Warehouse still accepts it.
-const METADATA_VERSIONS: &[&str] = &["1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4"];
+/// Whether a `Metadata-Version` is one of the specifications': `MAJOR.MINOR` with a major
+/// version tools know (1 or 2). The specifications ask tools to refuse a greater major version
+/// and to accept newer minor ones (2.5 came after this list was written).
+fn known_metadata_version(v: &str) -> bool {
+    let Some((major, minor)) = v.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    digits(major) && digits(minor) && matches!(major, "1" | "2")
+}
 
 /// Only http(s) URLs are kept for links; anything else (e.g. `javascript:`) is refused.
 fn check_url(field: &str, url: &str) -> Result<()> {
@@ -109,11 +116,10 @@ pub(crate) fn inspect(req: &UploadRequest) -> Result<(DistName, Vec<u8>, Value)>
     let mversion = m
         .get("Metadata-Version")
         .ok_or_else(|| Error::invalid("The package metadata has no Metadata-Version."))?;
-    if !METADATA_VERSIONS.contains(&mversion) {
+    if !known_metadata_version(mversion) {
         return Err(Error::invalid(format!(
-            "The Metadata-Version {:?} is not one the core metadata specifications define ({}).",
-            mversion.chars().take(40).collect::<String>(),
-            METADATA_VERSIONS.join(", ")
+            "The Metadata-Version {:?} is not one the core metadata specifications define (1.0 to 2.x).",
+            mversion.chars().take(40).collect::<String>()
         )));
     }
     let name = single_line(&m, "Name", 128)?

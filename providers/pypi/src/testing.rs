@@ -134,18 +134,26 @@ impl Dist {
         files
     }
 
-    /// `name-version.tar.gz` with `PKG-INFO` and a `pyproject.toml`, and its bytes.
+    /// `name-version.tar.gz` with `PKG-INFO`, the module and a `pyproject.toml` whose in-tree
+    /// build backend (standard library only, no build requirements) makes the wheel, so pip,
+    /// uv, poetry and pdm can install it from an index that has nothing else; and its bytes.
     pub fn sdist(&self) -> (String, Vec<u8>) {
         let module = self.module();
         let top = format!("{module}-{}", self.version);
         let mut tar = tar::Builder::new(Vec::new());
+        // No [project] table: the metadata is PKG-INFO's, which the backend puts in the wheel.
         let pyproject = format!(
-            "[build-system]\nrequires = []\nbuild-backend = \"none\"\n[project]\nname = \"{}\"\nversion = \"{}\"\n# {}\n",
+            "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n# {} {} {}\n",
             self.name, self.version, self.salt
         );
         for (n, b) in [
             (format!("{top}/PKG-INFO"), self.metadata().into_bytes()),
             (format!("{top}/pyproject.toml"), pyproject.into_bytes()),
+            (format!("{top}/backend.py"), BACKEND.as_bytes().to_vec()),
+            (
+                format!("{top}/{module}/__init__.py"),
+                format!("__version__ = {:?}\n# {}\n", self.version, self.salt).into_bytes(),
+            ),
         ] {
             let mut h = tar::Header::new_gnu();
             h.set_size(b.len() as u64);
@@ -160,6 +168,57 @@ impl Dist {
         (format!("{top}.tar.gz"), gz.finish().expect("gzip finish"))
     }
 }
+
+/// The PEP 517 backend inside fixture sdists: the wheel holds the package folder and the
+/// sdist's PKG-INFO as METADATA.
+const BACKEND: &str = r#"import base64, email.parser, hashlib, os, re, zipfile
+
+def _meta():
+    with open("PKG-INFO", encoding="utf-8") as f:
+        text = f.read()
+    msg = email.parser.Parser().parsestr(text, headersonly=True)
+    name = re.sub(r"[-_.]+", "_", msg["Name"]).lower()
+    return text, name, msg["Version"]
+
+WHEEL = "Wheel-Version: 1.0\nGenerator: artifactd-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def get_requires_for_build_sdist(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    text, name, version = _meta()
+    info = f"{name}-{version}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, info), exist_ok=True)
+    with open(os.path.join(metadata_directory, info, "METADATA"), "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(os.path.join(metadata_directory, info, "WHEEL"), "w", encoding="utf-8") as f:
+        f.write(WHEEL)
+    return info
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    text, name, version = _meta()
+    info = f"{name}-{version}.dist-info"
+    files = {f"{info}/METADATA": text.encode(), f"{info}/WHEEL": WHEEL.encode()}
+    for root, _, names in os.walk(name):
+        for n in names:
+            path = os.path.join(root, n)
+            with open(path, "rb") as f:
+                files[path.replace(os.sep, "/")] = f.read()
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{path},sha256={digest},{len(data)}\n"
+    record += f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    wheel = f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+    return wheel
+"#;
 
 /// A zip archive of `members`, deflated.
 pub fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
