@@ -282,8 +282,17 @@ fn the_docker_image_builds_the_tested_binary_and_starts_with_its_environment() {
         cmd.env(k, v);
     }
     // `docker run -e DATABASE_URL=…` against the database CI provides.
-    let database = std::env::var("ARTIFACTD_TEST_MYSQL_URL").ok().map(|base| {
-        let name = format!("artifactd_tdocker{}", std::process::id());
+    // The local MariaDB, as the end-to-end suite finds it (its variable, or the default port).
+    let mysql = std::env::var("ARTIFACTD_TEST_MYSQL_URL").ok().or_else(|| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], 3306)),
+            std::time::Duration::from_secs(2),
+        )
+        .ok()
+        .map(|_| "mysql://root@127.0.0.1:3306".to_owned())
+    });
+    let database = mysql.map(|base| {
+        let name = format!("artifactd_t{}_docker", std::process::id());
         let status = Command::new("mysql")
             .args(["-h", "127.0.0.1", "-u", "root", "-e"])
             .arg(format!("CREATE DATABASE {name}"))

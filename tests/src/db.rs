@@ -1,5 +1,7 @@
 //! The database backends the storage-facing tests run on.
 
+use std::path::Path;
+
 use crate::{Options, run};
 
 /// A database backend for the storage-facing tests.
@@ -88,38 +90,58 @@ pub fn fresh_database(backend: Backend) -> Option<String> {
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
-    match backend {
-        Backend::Sqlite => None,
-        Backend::Mysql => {
-            let base = backend.url().unwrap_or_else(|why| panic!("{why}"));
-            let u = ureq::http::Uri::try_from(base.as_str()).expect("mysql url");
-            let host = u.host().unwrap_or("127.0.0.1").to_owned();
-            let port = u.port_u16().unwrap_or(3306).to_string();
-            let user = u
-                .authority()
-                .and_then(|a| a.as_str().split_once('@'))
-                .map_or("root", |(ui, _)| ui.split(':').next().unwrap_or("root"))
-                .to_owned();
-            run(crate::tool("mysql").args([
-                "-h",
-                &host,
-                "-P",
-                &port,
-                "-u",
-                &user,
-                "-e",
-                &format!("CREATE DATABASE {name}"),
-            ]));
-            Some(format!("{}/{name}", base.trim_end_matches('/')))
-        }
-        Backend::Postgres => {
-            let base = backend.url().unwrap_or_else(|why| panic!("{why}"));
-            run(crate::tool("psql")
+    if backend == Backend::Sqlite {
+        return None;
+    }
+    let base = backend.server_url();
+    let sql = |statement: &str| -> String {
+        match backend {
+            Backend::Mysql => {
+                let u = ureq::http::Uri::try_from(base.as_str()).expect("mysql url");
+                let host = u.host().unwrap_or("127.0.0.1").to_owned();
+                let port = u.port_u16().unwrap_or(3306).to_string();
+                let user = u
+                    .authority()
+                    .and_then(|a| a.as_str().split_once('@'))
+                    .map_or("root", |(ui, _)| ui.split(':').next().unwrap_or("root"))
+                    .to_owned();
+                run(crate::tool("mysql")
+                    .args(["-h", &host, "-P", &port, "-u", &user, "-N", "-e", statement]))
+            }
+            _ => run(crate::tool("psql")
                 .arg(format!("{}/postgres", base.trim_end_matches('/')))
-                .args(["-q", "-c", &format!("CREATE DATABASE {name}")]));
-            Some(format!("{}/{name}", base.trim_end_matches('/')))
+                .args(["-q", "-At", "-c", statement])),
+        }
+    };
+    // Databases that earlier runs left (their process is gone) are dropped, once per run.
+    static SWEPT: std::sync::Mutex<Vec<Backend>> = std::sync::Mutex::new(Vec::new());
+    let mut swept = SWEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !swept.contains(&backend) {
+        swept.push(backend);
+        let list = match backend {
+            Backend::Mysql => sql("SHOW DATABASES LIKE 'artifactd\\_t%'"),
+            _ => sql("SELECT datname FROM pg_database WHERE datname LIKE 'artifactd\\_t%'"),
+        };
+        for db in list.lines().map(str::trim) {
+            let pid = db
+                .strip_prefix("artifactd_t")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let quoted = if backend == Backend::Mysql {
+                    format!("`{db}`")
+                } else {
+                    format!("\"{db}\"")
+                };
+                sql(&format!("DROP DATABASE {quoted}"));
+            }
         }
     }
+    drop(swept);
+    sql(&format!("CREATE DATABASE {name}"));
+    Some(format!("{}/{name}", base.trim_end_matches('/')))
 }
 
 impl Options {
