@@ -1,0 +1,229 @@
+//! PyPI: uploads, reads and clients against pypiserver, devpi and nginx.
+
+use super::*;
+
+pub(crate) fn pypi(
+    rep: &mut Report,
+    cfg: &Config,
+    n: usize,
+    data: &Data,
+    venv: &Path,
+    scratch: &Path,
+) {
+    let s = Server::start_with(Options::default());
+    let wheels_dir = data.dir.join("wheels");
+    upload_both(
+        rep,
+        &s,
+        "wheels",
+        "provider=pypi&reponame=REPO",
+        &wheels_dir,
+        &data.wheels,
+        n,
+    );
+
+    // The same pages as static files for nginx: the root and the first project, and the files.
+    let project = &data.projects[0];
+    let static_root = scratch.join(format!("pypi-static-{n}"));
+    let simple = static_root.join("simple");
+    std::fs::create_dir_all(simple.join(project)).expect("static");
+    std::fs::write(
+        simple.join("index.html"),
+        s.get("/repo/pypi/seq/simple/").body,
+    )
+    .expect("static root");
+    let files = static_root.join("files");
+    std::fs::create_dir_all(&files).expect("static files");
+    for p in data.projects.iter().take(20) {
+        std::fs::create_dir_all(simple.join(p)).expect("static");
+        std::fs::write(
+            simple.join(p).join("index.html"),
+            s.get(&format!("/repo/pypi/seq/simple/{p}/")).body,
+        )
+        .expect("static page");
+    }
+    for f in &data.wheels {
+        std::fs::copy(wheels_dir.join(f), files.join(f)).expect("static file");
+    }
+    // The pages announce PEP 658 metadata; the static tree carries it too.
+    for p in data.projects.iter().take(20) {
+        let prefix = format!("{}-", p.replace('-', "_"));
+        for f in data.wheels.iter().filter(|f| f.starts_with(&prefix)) {
+            let meta = s.get(&format!("/repo/pypi/seq/files/{f}.metadata"));
+            assert_eq!(meta.status, 200, "{f}.metadata");
+            std::fs::write(files.join(format!("{f}.metadata")), meta.body)
+                .expect("static metadata");
+        }
+    }
+    let (_nginx, nginx_url) = nginx(&static_root, scratch);
+
+    // pypiserver on the same wheels.
+    let port = free_port();
+    let _pypiserver = Proc(
+        Command::new(venv.join("bin/pypi-server"))
+            .args([
+                "run",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--disable-fallback",
+                "-a",
+                ".",
+            ])
+            .arg("-P")
+            .arg(".")
+            .arg(&wheels_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pypi-server"),
+    );
+    let pypiserver = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{pypiserver}/simple/"));
+    let devpi = (n <= DEVPI_MAX_N).then(|| {
+        let (proc, index, secs) = devpi(venv, scratch, n, &wheels_dir, &data.wheels);
+        rep.add(
+            "upload",
+            "N wheels, sequential",
+            n,
+            "devpi",
+            secs,
+            "s",
+            format!("{:.0} files/s (one twine upload)", n as f64 / secs),
+        );
+        (proc, index)
+    });
+
+    let html = "Accept: text/html";
+    for (page, ours, theirs, static_path) in [
+        (
+            "root page",
+            "/repo/pypi/seq/simple/".to_owned(),
+            "/simple/".to_owned(),
+            "/simple/".to_owned(),
+        ),
+        (
+            "project page",
+            format!("/repo/pypi/seq/simple/{project}/"),
+            format!("/simple/{project}/"),
+            format!("/simple/{project}/"),
+        ),
+    ] {
+        let rss_before = s.rss_kib().0;
+        let (rps, p99, bad) = wrk(&s.url(&ours), cfg.secs, &[html]);
+        let rss_load = s.rss_kib().0.max(rss_before);
+        rep.add(
+            "read",
+            page,
+            n,
+            "artifactd",
+            rps,
+            "req/s",
+            format!("p99 {p99:.2} ms, {bad} non-2xx"),
+        );
+        rep.add(
+            "read",
+            &format!("{page} p99"),
+            n,
+            "artifactd",
+            p99,
+            "ms",
+            String::new(),
+        );
+        if page == "project page" {
+            rep.add(
+                "memory",
+                "RSS under read load",
+                n,
+                "artifactd",
+                rss_load as f64 / 1024.0,
+                "MiB",
+                String::new(),
+            );
+        }
+        let (rps, p99, bad) = wrk(&format!("{pypiserver}{theirs}"), cfg.secs, &[html]);
+        rep.add(
+            "read",
+            page,
+            n,
+            "pypiserver",
+            rps,
+            "req/s",
+            format!("p99 {p99:.2} ms, {bad} non-2xx"),
+        );
+        if let Some((_, index)) = &devpi {
+            let (rps, p99, bad) = wrk(&format!("{index}/+{}", &theirs[1..]), cfg.secs, &[html]);
+            rep.add(
+                "read",
+                page,
+                n,
+                "devpi",
+                rps,
+                "req/s",
+                format!("p99 {p99:.2} ms, {bad} non-2xx"),
+            );
+        }
+        let (rps, p99, bad) = wrk(&format!("{nginx_url}{static_path}"), cfg.secs, &[html]);
+        rep.add(
+            "read",
+            page,
+            n,
+            "nginx",
+            rps,
+            "req/s",
+            format!("p99 {p99:.2} ms, {bad} non-2xx"),
+        );
+        rep.add(
+            "read",
+            &format!("{page} p99"),
+            n,
+            "nginx",
+            p99,
+            "ms",
+            String::new(),
+        );
+    }
+    let (rps, p99, _) = wrk(
+        &s.url(&format!("/repo/pypi/seq/simple/{project}/")),
+        cfg.secs,
+        &["Accept: application/vnd.pypi.simple.v1+json"],
+    );
+    rep.add(
+        "read",
+        "project page (PEP 691 JSON)",
+        n,
+        "artifactd",
+        rps,
+        "req/s",
+        format!("p99 {p99:.2} ms"),
+    );
+
+    // uv pip install of 20 packages into a fresh venv, against artifactd and the static tree.
+    let wanted: Vec<&String> = data.projects.iter().take(20).collect();
+    for (subject, index) in [
+        ("artifactd", s.url("/repo/pypi/seq/simple/")),
+        ("nginx", format!("{nginx_url}/simple/")),
+    ] {
+        let secs = median_of_3(|round| {
+            let target = scratch.join(format!("uv-{subject}-{n}-{round}"));
+            timed(|| {
+                sh(Command::new(venv.join("bin/uv"))
+                    .args(["pip", "install", "--no-cache", "--quiet", "--target"])
+                    .arg(&target)
+                    .args(["--index-url", &index])
+                    .args(&wanted)
+                    .env("UV_NO_CONFIG", "1"));
+            })
+        });
+        rep.add(
+            "client",
+            &format!("uv pip install {} packages", wanted.len()),
+            n,
+            subject,
+            secs,
+            "s",
+            String::new(),
+        );
+    }
+}
