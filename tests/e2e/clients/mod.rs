@@ -114,6 +114,14 @@ pub fn announce(env: &ClientEnv, scratch: &Path) -> String {
     reported
 }
 
+/// Checks that `python`'s environment has the scenario's three projects, at 1.0.
+pub fn assert_installed(python: &Path) {
+    assert_eq!(
+        imports(python, &["matrix_app", "wheel_dep", "sdist_dep"]),
+        "1.0 1.0 1.0"
+    );
+}
+
 /// `import` the modules in `python` and print their versions.
 pub fn imports(python: &Path, modules: &[&str]) -> String {
     let code = format!(

@@ -3,7 +3,7 @@
 use artifactd_tests::matrix::{Client, UVS, python3};
 use artifactd_tests::run;
 
-use super::{Fixture, announce, imports};
+use super::{Fixture, announce, assert_installed};
 
 fn scenario(client: &Client) {
     let f = Fixture::new();
@@ -23,10 +23,7 @@ fn scenario(client: &Client) {
         &f.index,
         "matrix-app",
     ]));
-    assert_eq!(
-        imports(&py, &["matrix_app", "wheel_dep", "sdist_dep"]),
-        "1.0 1.0 1.0"
-    );
+    assert_installed(&py);
 
     // A project locked against the index alone.
     let project = scratch.join("project");

@@ -41,13 +41,18 @@ pub const GOOD_META: &str = "Metadata-Version: 2.1\nName: hard-pkg\nVersion: 2.0
 
 /// A gzip-compressed tar (an sdist named hard_pkg-2.0.tar.gz) built by `f`.
 pub fn sdist_with(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (String, Vec<u8>) {
+    sdist_in("hard_pkg-2.0", f)
+}
+
+/// [`sdist_with`] with its `PKG-INFO` in the folder `top`.
+pub fn sdist_in(top: &str, f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (String, Vec<u8>) {
     let mut b = tar::Builder::new(Vec::new());
     let meta = format!("{GOOD_META}Summary: s\n");
     let mut h = tar::Header::new_gnu();
     h.set_size(meta.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    b.append_data(&mut h, "hard_pkg-2.0/PKG-INFO", meta.as_bytes())
+    b.append_data(&mut h, format!("{top}/PKG-INFO"), meta.as_bytes())
         .expect("tar");
     f(&mut b);
     let tar = b.into_inner().expect("tar");

@@ -487,20 +487,7 @@ pub fn cases() -> Vec<Case> {
         case(
             "sdist folder not named like the file",
             PYPI,
-            {
-                let mut b = tar::Builder::new(Vec::new());
-                let meta = format!("{GOOD_META}Summary: s\n");
-                let mut h = tar::Header::new_gnu();
-                h.set_size(meta.len() as u64);
-                h.set_mode(0o644);
-                h.set_cksum();
-                b.append_data(&mut h, "other-2.0/PKG-INFO", meta.as_bytes())
-                    .expect("tar");
-                (
-                    "hard_pkg-2.0.tar.gz".into(),
-                    gzip(&b.into_inner().expect("tar")),
-                )
-            },
+            sdist_in("other-2.0", |_| {}),
             400,
             "named \"hard_pkg-2.0\" like the file",
         ),
