@@ -93,6 +93,16 @@ impl Watched {
     fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let (next, used) = match std::mem::replace(&mut self.framing, Framing::Lost) {
+                // The usual case, a whole head in one read: parsed where it lies.
+                Framing::Head(head) if head.is_empty() && bytes.contains(&b'\n') => {
+                    match self.parse_head(bytes) {
+                        Some(Some((len, body))) => (body, len),
+                        Some(None) if bytes.len() <= MAX_HEAD => {
+                            (Framing::Head(bytes.to_vec()), bytes.len())
+                        }
+                        _ => (Framing::Lost, bytes.len()),
+                    }
+                }
                 Framing::Head(mut head) => {
                     let take = bytes.len().min(MAX_HEAD + 1 - head.len().min(MAX_HEAD));
                     let start = head.len();
@@ -157,9 +167,9 @@ impl Watched {
     /// `None` for a head that is not valid, `Some(None)` for one not complete yet, else its
     /// length and how its body is framed.
     fn parse_head(&self, head: &[u8]) -> Option<Option<(usize, Framing)>> {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(head) {
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(head, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Some(None),
             Err(_) => return None,
