@@ -9,7 +9,7 @@ use sea_orm::{EntityTrait as _, QuerySelect as _};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::entities::file;
+use crate::db::entities::{file, proxy_entry};
 use crate::storage::BlobStore;
 
 /// Runs one collection and describes what it removed.
@@ -34,6 +34,16 @@ pub async fn run(
         .await?
         .into_iter()
         .collect();
+    // What proxies cached (pages and files) is referenced too.
+    let mut referenced = referenced;
+    referenced.extend(
+        proxy_entry::Entity::find()
+            .select_only()
+            .column(proxy_entry::Column::Sha256)
+            .into_tuple::<String>()
+            .all(db.conn())
+            .await?,
+    );
     let (blobs_removed, bytes) = blobs.remove_orphans(cutoff, &referenced).await?;
     let mut temps = 0u64;
     let tmp = config.data_dir.join("tmp");

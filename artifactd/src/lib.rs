@@ -16,6 +16,7 @@ mod conn;
 pub mod db;
 pub mod gc;
 pub mod http;
+pub mod proxy;
 mod s3;
 pub mod server;
 pub mod signer;

@@ -36,6 +36,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP client for proxy upstreams cannot be built.
+    #[error("cannot set up the HTTP client for proxy upstreams")]
+    Http(#[source] reqwest::Error),
     /// The listen address is taken or not allowed.
     #[error("--listen/--port: cannot listen on {addr}")]
     Bind {
@@ -97,7 +100,8 @@ impl ServerBuilder {
                     addr: config.listen,
                     source,
                 })?;
-        let state = AppState::new(registry, db, blobs, config, tmp_dir);
+        let proxies = crate::proxy::Proxies::new().map_err(StartError::Http)?;
+        let state = AppState::new(registry, db, blobs, config, tmp_dir, proxies);
         Ok(Server { listener, state })
     }
 }

@@ -185,6 +185,32 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Stores small bytes (a proxy's page) under their content key.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn put_content_bytes(&self, bytes: bytes::Bytes, sha256: &str) -> Result<()> {
+        self.store
+            .put(
+                &StorageKey::Content(sha256).path(),
+                object_store::PutPayload::from(bytes),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Reads a small content blob whole (a proxy's page); `None` when it is missing.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn content_bytes(&self, sha256: &str) -> Result<Option<bytes::Bytes>> {
+        match self.store.get(&StorageKey::Content(sha256).path()).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Storage(e)),
+        }
+    }
+
     /// Removes a content blob (missing is fine).
     ///
     /// # Errors

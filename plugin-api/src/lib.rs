@@ -21,11 +21,15 @@
 //! Two provided methods, [`Provider::repo_view`] and [`Provider::file_view`], tell the host's web
 //! UI what to show; the host renders and escapes it.
 //!
+//! A provider may also let the host proxy its format ([`Provider::proxy`], a [`ProxyFormat`]):
+//! the host fetches, caches and checks; the provider reads and renders [`Listing`]s.
+//!
 //! Providers are registered explicitly, by [`ProviderFactory`], in a [`Registry`].
 
 mod context;
 mod error;
 pub mod html;
+mod listing;
 mod provider;
 mod record;
 mod registry;
@@ -39,6 +43,7 @@ pub mod testing;
 
 pub use context::{Principal, RepoContext, RepoSettings, Signer};
 pub use error::{Error, Result};
+pub use listing::{ListedFile, Listing, ProxyFormat, ProxyPath};
 pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory};
 pub use record::{Catalog, FileRecord, InsertOutcome, ListQuery, NewRecord};
 pub use registry::{Registry, RegistryError};

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::FileRecord;
 use crate::Result;
 use crate::context::RepoContext;
+use crate::listing::ProxyFormat;
 use crate::serve::{ServeRequest, ServeResponse};
 use crate::ui::{FileView, RepoView};
 use crate::upload::{UploadOutcome, UploadRequest};
@@ -81,6 +82,11 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// shows the `summary` field of the record's metadata.
     fn file_view(&self, record: &FileRecord) -> FileView {
         FileView::from_meta(record)
+    }
+
+    /// How the format is proxied (proxy repos), `None` when it is not. See [`ProxyFormat`].
+    fn proxy(&self) -> Option<&dyn ProxyFormat> {
+        None
     }
 
     /// Inspects one uploaded file and says what to store.

@@ -8,6 +8,8 @@ mod pypi;
 mod apt;
 // apt-get updating while uploads publish.
 mod apt_race;
+// Proxy repos of another artifactd and of a scripted upstream.
+mod proxy;
 // Every client at the versions distributions ship: pip, uv, twine, poetry, pdm, hatch, apt 2.6/3.0.
 mod clients;
 // Blob storage on a real S3-compatible server.

@@ -11,6 +11,7 @@ mod proxy;
 mod python;
 mod s3;
 mod server;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,7 @@ pub use proxy::TcpProxy;
 pub use python::{Clients, clients, isolated, real_wheel};
 pub use s3::S3Server;
 pub use server::{Options, Resp, Server, addpkg_raw};
+pub use upstream::{Route, Upstream};
 
 /// The folder the workspace's binaries are built into (next to this test executable).
 pub fn bin_dir() -> PathBuf {

@@ -22,6 +22,11 @@ pub mod repo {
         /// Milliseconds since the epoch; 0 when nothing was uploaded yet.
         pub last_upload: i64,
         pub created_at: i64,
+        /// `hosted`, `proxy` or `virtual`.
+        pub kind: String,
+        /// JSON of the kind's configuration (a proxy's upstream, a virtual's members).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub config: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -140,6 +145,32 @@ pub mod publish_lock {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub repo_id: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What a proxy repo fetched from its upstream: a page or a file, by key.
+pub mod proxy_entry {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "proxy_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub repo_id: i64,
+        /// `page:<project>` or `file:<filename>`.
+        pub key: String,
+        /// 200, or 404 for a page the upstream does not have (kept for a short while).
+        pub status: i32,
+        /// The stored bytes' content blob ("" for a 404).
+        pub sha256: String,
+        pub size: i64,
+        pub content_type: String,
+        /// When it was fetched (ms since the epoch).
+        pub fetched_at: i64,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

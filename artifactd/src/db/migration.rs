@@ -3,7 +3,7 @@
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, big_pk_auto, string_len, text, text_null,
+    big_integer, big_integer_null, big_pk_auto, integer, string_len, text, text_null,
 };
 
 /// All migrations, in order.
@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(PublishLocks),
             Box::new(FilesByPath),
             Box::new(ChangeStamps),
+            Box::new(RepoKinds),
         ]
     }
 }
@@ -394,5 +395,84 @@ impl MigrationTrait for ChangeStamps {
                     .to_owned(),
             )
             .await
+    }
+}
+
+#[derive(Debug)]
+struct RepoKinds;
+
+impl MigrationName for RepoKinds {
+    fn name(&self) -> &str {
+        "m20261206_000007_repo_kinds"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for RepoKinds {
+    /// Repos get a kind (`hosted`, the existing ones; `proxy`; `virtual`) and its configuration
+    /// (a proxy's upstream, a virtual's members), and proxies cache what they fetched: pages and
+    /// files by key, their bytes in the blob store by hash, so every node shares the cache.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("repos")
+                    .add_column(string_len("kind", 16).default("hosted"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("repos")
+                    .add_column(text_null("config"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                table(manager, "proxy_entries")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("repo_id"))
+                    .col(string_len("key", 512))
+                    .col(integer("status"))
+                    .col(string_len("sha256", 64))
+                    .col(big_integer("size"))
+                    .col(string_len("content_type", 128))
+                    .col(big_integer("fetched_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("proxy_entries_repo")
+                            .from("proxy_entries", "repo_id")
+                            .to("repos", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("proxy_entries_repo_key")
+                    .table("proxy_entries")
+                    .col("repo_id")
+                    .col("key")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("proxy_entries").to_owned())
+            .await?;
+        for column in ["config", "kind"] {
+            manager
+                .alter_table(Table::alter().table("repos").drop_column(column).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

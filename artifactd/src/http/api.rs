@@ -378,16 +378,21 @@ async fn openapi() -> Response {
 
 fn repo_json(r: &repo::Model, packages: &std::collections::HashMap<i64, i64>) -> Value {
     let settings = settings_of(r);
-    json!({
+    let mut v = json!({
         "provider": r.provider,
         "name": r.name,
+        "kind": r.kind,
         "packages": packages.get(&r.id).copied().unwrap_or(0),
         "files": r.file_count,
         "size": r.total_size,
         "last_upload": (r.last_upload > 0).then(|| artifactd_plugin_api::time::rfc3339_millis(r.last_upload)),
         "created_at": artifactd_plugin_api::time::rfc3339_millis(r.created_at),
         "settings": settings_json(&settings),
-    })
+    });
+    if let Some(p) = crate::proxy::ProxyConfig::of(r) {
+        v["upstream"] = p.upstream.public_json();
+    }
+    v
 }
 
 #[derive(Deserialize)]
@@ -419,8 +424,43 @@ async fn list_repos(
 struct NewRepo {
     provider: String,
     name: String,
+    /// `hosted` (the default) or `proxy`.
+    #[serde(default)]
+    kind: Option<String>,
+    /// A proxy's upstream.
+    #[serde(default)]
+    upstream: Option<Value>,
     #[serde(default)]
     settings: serde_json::Map<String, Value>,
+}
+
+/// The kind and configuration a new repo asks for: `(kind, config JSON)`.
+fn kind_of(st: &AppState, req: &NewRepo) -> Result<(String, Option<String>), ApiError> {
+    match (req.kind.as_deref().unwrap_or("hosted"), &req.upstream) {
+        ("hosted", None) => Ok(("hosted".to_owned(), None)),
+        ("hosted", Some(_)) => Err(ApiError::bad_request(
+            "Only a proxy repo has an upstream; say \"kind\": \"proxy\".",
+        )),
+        (crate::proxy::KIND, up) => {
+            let provider = st.inner.registry.get(&req.provider)?;
+            if provider.proxy().is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "The {} provider cannot proxy an upstream.",
+                    req.provider
+                )));
+            }
+            let up = up
+                .as_ref()
+                .ok_or_else(|| ApiError::bad_request("A proxy repo needs an \"upstream\"."))?;
+            let upstream = crate::proxy::Upstream::from_json(up).map_err(ApiError::bad_request)?;
+            let config = serde_json::to_string(&crate::proxy::ProxyConfig { upstream })
+                .map_err(|e| ApiError::internal("proxy configuration", e))?;
+            Ok((crate::proxy::KIND.to_owned(), Some(config)))
+        }
+        (other, _) => Err(ApiError::bad_request(format!(
+            "Unknown repo kind {other:?}: use \"hosted\" or \"proxy\"."
+        ))),
+    }
 }
 
 /// Applies a settings patch (`overwrite`: deny|allow, `private`, `delete_empty`).
@@ -462,17 +502,20 @@ async fn create_repo(
     }
     let mut settings = RepoSettings::default();
     apply_settings(&mut settings, &req.settings)?;
+    let (kind, config) = kind_of(&st, &req)?;
     let row = st.inner.db.repo_or_create(&req.provider, &req.name).await?;
     let mut am = row.into_active_model();
     am.settings =
         Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
+    am.kind = Set(kind);
+    am.config = Set(config);
     let row = am.update(st.inner.db.conn()).await?;
     st.inner.db.repos_changed();
     st.audit(
         &a,
         "repo-create",
         Some((&req.provider, &req.name)),
-        settings_json(&settings),
+        json!({ "kind": row.kind, "settings": settings_json(&settings) }),
     )
     .await;
     Ok((

@@ -2,7 +2,8 @@
 //!
 //! Every handler returns [`ApiError`] on failure. Client errors (4xx) carry one sentence that is
 //! sent as `{"error": "..."}`; server errors (5xx) are logged with their whole cause chain and
-//! the client gets a generic sentence, so internals never leak.
+//! the client gets a generic sentence, so internals never leak; but 502 (a proxy's upstream
+//! failed, which the proxy logs) and 503 (the database is away) say what happened.
 
 use std::error::Error as StdError;
 
@@ -135,7 +136,11 @@ impl From<sea_orm::DbErr> for ApiError {
 impl ApiError {
     /// The sentence a client sees: the message, or for server errors a pointer to the log.
     pub fn public_message(&self) -> &str {
-        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+        // 502 (a proxy's upstream failed) and 503 (the database is away) say what happened.
+        if self.status.is_server_error()
+            && self.status != StatusCode::SERVICE_UNAVAILABLE
+            && self.status != StatusCode::BAD_GATEWAY
+        {
             "The server failed to handle the request; the error is in its log."
         } else {
             &self.message
@@ -145,7 +150,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
             let cause = self
                 .source
                 .as_deref()

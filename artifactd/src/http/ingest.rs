@@ -80,6 +80,17 @@ pub(super) async fn ingest(
     let kind = provider.kind();
     let principal = auth.principal.clone();
     let existing = st.inner.db.repo(kind, name).await?;
+    if let Some(row) = &existing
+        && row.kind != "hosted"
+    {
+        return Err(ApiError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "The repo {kind}/{name} is a {} repo; upload to a hosted repo.",
+                row.kind
+            ),
+        ));
+    }
     let cx = st.context(kind, name, existing.as_ref(), principal.clone(), base);
     let uploaded = UploadedFile::new(
         file.filename.clone(),

@@ -60,6 +60,8 @@ struct Inner {
     keys: Arc<KeyCache>,
     /// Small derived blobs read before, per repo generation.
     memo: respond::BlobMemo,
+    /// Proxy repos: the upstream client and what this node knows of the cache.
+    proxies: crate::proxy::Proxies,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
         blobs: BlobStore,
         config: Config,
         tmp_dir: PathBuf,
+        proxies: crate::proxy::Proxies,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -82,6 +85,7 @@ impl AppState {
                 index_locks: Mutex::new(HashMap::new()),
                 keys: Arc::new(KeyCache::default()),
                 memo: respond::BlobMemo::default(),
+                proxies,
             }),
         }
     }
@@ -89,6 +93,16 @@ impl AppState {
     /// How long request headers may take and a request body may stay idle.
     pub fn read_timeout(&self) -> std::time::Duration {
         self.inner.config.read_timeout
+    }
+
+    /// What the proxy needs of the server.
+    fn proxy_env(&self) -> crate::proxy::Env<'_> {
+        crate::proxy::Env {
+            db: &self.inner.db,
+            blobs: &self.inner.blobs,
+            tmp_dir: &self.inner.tmp_dir,
+            max_bytes: self.inner.config.max_upload_bytes,
+        }
     }
 
     /// The slowest request body accepted once the read timeout has passed, in bytes/s.

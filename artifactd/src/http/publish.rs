@@ -47,7 +47,11 @@ impl AppState {
                 .filter(crate::db::entities::file::Column::Sha256.eq(sha))
                 .count(self.inner.db.conn())
                 .await?;
-            if refs == 0 {
+            let cached = crate::db::entities::proxy_entry::Entity::find()
+                .filter(crate::db::entities::proxy_entry::Column::Sha256.eq(sha))
+                .count(self.inner.db.conn())
+                .await?;
+            if refs == 0 && cached == 0 {
                 self.inner.blobs.delete_content(sha).await?;
             }
         }

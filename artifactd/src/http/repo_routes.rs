@@ -97,6 +97,40 @@ pub(super) async fn repo_dispatch(
             sreq.method = method.clone();
             sreq.query = req.uri().query().map(str::to_owned);
             sreq.headers = req.headers().clone();
+            if row.kind == crate::proxy::KIND
+                && let Some(format) = provider.proxy()
+            {
+                let env = st.proxy_env();
+                let served = st
+                    .inner
+                    .proxies
+                    .serve(env, &row, format, &cx.base_url, &sreq)
+                    .await?;
+                let mut resp = match served {
+                    crate::proxy::Served::Stream(resp) if method == Method::HEAD => {
+                        let (parts, _) = resp.into_parts();
+                        axum::response::Response::from_parts(parts, axum::body::Body::empty())
+                    }
+                    crate::proxy::Served::Stream(resp) => resp,
+                    crate::proxy::Served::Render(resp) => {
+                        respond::render(
+                            &method,
+                            req.headers(),
+                            resp,
+                            st.inner.blobs.store().as_ref(),
+                            respond::Derived {
+                                store: cx.blobs.as_ref(),
+                                memo: None,
+                            },
+                        )
+                        .await?
+                    }
+                };
+                if cx.settings.private {
+                    respond::keep_private(&mut resp);
+                }
+                return Ok(resp);
+            }
             let resp = provider.serve(&cx, sreq).await?;
             let mut resp = respond::render(
                 &method,

@@ -5,7 +5,7 @@ use artifactd_plugin_api::serde_json::json;
 use artifactd_plugin_api::testing::TestHost;
 use artifactd_plugin_api::{FileRecord, NewRecord};
 use artifactd_pypi::testing::Dist;
-use artifactd_pypi::{Format, negotiate, render_project_page, render_root_page};
+use artifactd_pypi::{Format, PageFile, negotiate, render_project_page, render_root_page};
 
 fn main() {
     divan::main();
@@ -33,13 +33,15 @@ fn files(n: usize) -> Vec<FileRecord> {
 
 #[divan::bench(args = [10, 1_000])]
 fn project_page_html(bencher: divan::Bencher, n: usize) {
-    let files = files(n);
+    let records = files(n);
+    let files: Vec<PageFile<'_>> = records.iter().map(PageFile::from).collect();
     bencher.bench(|| render_project_page(Format::TextHtml, "demo-pkg", &files, "../../files/"));
 }
 
 #[divan::bench(args = [10, 1_000])]
 fn project_page_json(bencher: divan::Bencher, n: usize) {
-    let files = files(n);
+    let records = files(n);
+    let files: Vec<PageFile<'_>> = records.iter().map(PageFile::from).collect();
     bencher.bench(|| render_project_page(Format::Json, "demo-pkg", &files, "../../files/"));
 }
 

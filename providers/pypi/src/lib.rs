@@ -14,6 +14,7 @@ mod inspect;
 mod metadata;
 mod names;
 mod negotiate;
+mod proxy;
 mod simple;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,13 +32,14 @@ use artifactd_plugin_api::serde_json::{Value, json};
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
     BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
-    RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest, async_trait,
+    ProxyFormat, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest,
+    async_trait,
 };
 use sha2::Digest as _;
 
 pub use names::{normalize, parse_filename};
 pub use negotiate::{Format, negotiate};
-pub use simple::{project as render_project_page, root as render_root_page};
+pub use simple::{PageFile, project as render_project_page, root as render_root_page};
 pub use version::{Version, canonical as canonical_version};
 
 use cache::PageCache;
@@ -102,6 +104,8 @@ impl PypiProvider {
                             )));
                         }
                         simple::sort_files(&mut files);
+                        let files: Vec<simple::PageFile<'_>> =
+                            files.iter().map(simple::PageFile::from).collect();
                         simple::project(format, project, &files, files_prefix)
                     }
                 };
@@ -144,6 +148,10 @@ impl Provider for PypiProvider {
 
     fn file_view(&self, record: &FileRecord) -> FileView {
         view::file_view(record)
+    }
+
+    fn proxy(&self) -> Option<&dyn ProxyFormat> {
+        Some(&proxy::PypiProxy)
     }
 
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {

@@ -51,6 +51,42 @@ fn meta_str<'a>(r: &'a FileRecord, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// One file of a project page, whichever repo it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct PageFile<'a> {
+    /// The file name.
+    pub filename: &'a str,
+    /// Its version.
+    pub version: &'a str,
+    /// Lower-case hex SHA-256.
+    pub sha256: &'a str,
+    /// Size in bytes (PEP 700), when known.
+    pub size: Option<u64>,
+    /// Upload time in ms (PEP 700), when known.
+    pub uploaded_at: Option<i64>,
+    /// `Requires-Python`.
+    pub requires_python: Option<&'a str>,
+    /// PEP 592: the reason, `""` for none.
+    pub yanked: Option<&'a str>,
+    /// PEP 658: the SHA-256 of the served core metadata.
+    pub core_metadata: Option<&'a str>,
+}
+
+impl<'a> From<&'a FileRecord> for PageFile<'a> {
+    fn from(f: &'a FileRecord) -> Self {
+        Self {
+            filename: f.path.rsplit('/').next().unwrap_or(&f.path),
+            version: &f.version,
+            sha256: &f.sha256,
+            size: Some(f.size),
+            uploaded_at: Some(f.uploaded_at),
+            requires_python: meta_str(f, "requires_python"),
+            yanked: f.yanked.as_deref(),
+            core_metadata: meta_str(f, "metadata_sha256"),
+        }
+    }
+}
+
 /// Files sorted by version (PEP 440), then file name.
 pub fn sort_files(files: &mut [FileRecord]) {
     files.sort_by(|a, b| {
@@ -60,34 +96,46 @@ pub fn sort_files(files: &mut [FileRecord]) {
     });
 }
 
+/// [`sort_files`] for page files.
+pub fn sort_page_files(files: &mut [PageFile<'_>]) {
+    files.sort_by(|a, b| {
+        Version::parse(a.version)
+            .cmp(&Version::parse(b.version))
+            .then_with(|| a.filename.cmp(b.filename))
+    });
+}
+
 /// A project page; `files_prefix` is the relative path from the page to the `files/` folder.
-pub fn project(format: Format, name: &str, files: &[FileRecord], files_prefix: &str) -> Vec<u8> {
+pub fn project(format: Format, name: &str, files: &[PageFile<'_>], files_prefix: &str) -> Vec<u8> {
     match format {
         Format::Json => {
             let mut versions: Vec<&str> = Vec::new();
             for f in files {
-                if !versions.contains(&f.version.as_str()) {
-                    versions.push(&f.version);
+                if !versions.contains(&f.version) {
+                    versions.push(f.version);
                 }
             }
             let list: Vec<Value> = files
                 .iter()
                 .map(|f| {
-                    let filename = f.path.rsplit('/').next().unwrap_or(&f.path);
                     let mut o = json!({
-                        "filename": filename,
-                        "url": format!("{files_prefix}{}", url_segment(filename)),
+                        "filename": f.filename,
+                        "url": format!("{files_prefix}{}", url_segment(f.filename)),
                         "hashes": { "sha256": f.sha256 },
-                        "size": f.size,
-                        "upload-time": time::rfc3339_millis(f.uploaded_at),
-                        "yanked": match &f.yanked { None => Value::Bool(false), Some(r) if r.is_empty() => Value::Bool(true), Some(r) => Value::String(r.clone()) },
+                        "yanked": match f.yanked { None => Value::Bool(false), Some("") => Value::Bool(true), Some(r) => Value::String(r.to_owned()) },
                     });
-                    if let Some(rp) = meta_str(f, "requires_python") {
+                    if let Some(size) = f.size {
+                        o["size"] = json!(size);
+                    }
+                    if let Some(at) = f.uploaded_at {
+                        o["upload-time"] = json!(time::rfc3339_millis(at));
+                    }
+                    if let Some(rp) = f.requires_python {
                         o["requires-python"] = json!(rp);
                     }
                     // PEP 714: `core-metadata` only. pip 22.3 to 23.1 read the old
                     // `dist-info-metadata` key and crash on an object there.
-                    o["core-metadata"] = match meta_str(f, "metadata_sha256") {
+                    o["core-metadata"] = match f.core_metadata {
                         Some(h) => json!({ "sha256": h }),
                         None => Value::Bool(false),
                     };
@@ -109,27 +157,26 @@ pub fn project(format: Format, name: &str, files: &[FileRecord], files_prefix: &
                 n = escape(name)
             );
             for f in files {
-                let filename = f.path.rsplit('/').next().unwrap_or(&f.path);
                 let _ = write!(
                     h,
                     "<a href=\"{files_prefix}{}#sha256={}\"",
-                    url_segment(filename),
-                    escape(&f.sha256)
+                    url_segment(f.filename),
+                    escape(f.sha256)
                 );
-                if let Some(rp) = meta_str(f, "requires_python") {
+                if let Some(rp) = f.requires_python {
                     let _ = write!(h, " data-requires-python=\"{}\"", escape(rp));
                 }
-                if let Some(reason) = &f.yanked {
+                if let Some(reason) = f.yanked {
                     let _ = write!(h, " data-yanked=\"{}\"", escape(reason));
                 }
-                if let Some(mh) = meta_str(f, "metadata_sha256") {
+                if let Some(mh) = f.core_metadata {
                     let _ = write!(
                         h,
                         " data-dist-info-metadata=\"sha256={0}\" data-core-metadata=\"sha256={0}\"",
                         escape(mh)
                     );
                 }
-                let _ = writeln!(h, ">{}</a><br>", escape(filename));
+                let _ = writeln!(h, ">{}</a><br>", escape(f.filename));
             }
             h.push_str("</body>\n</html>\n");
             h.into_bytes()

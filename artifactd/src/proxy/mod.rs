@@ -1,0 +1,400 @@
+//! Proxy repos: a repo of kind `proxy` serves what its upstream index has, through the
+//! provider's [`ProxyFormat`], caching pages for the upstream's time to live and files for
+//! good, in the catalog database and the blob store, so every node shares the cache.
+//!
+//! - Pages: fresh from this node's memory or the shared row; otherwise one request fetches
+//!   (the others wait for it), the provider reads the page into a [`Listing`], which is kept.
+//!   When the upstream fails, the last listing is served, marked stale; only what was never
+//!   fetched fails, with 502.
+//! - Files: cached ones are blobs; an uncached one is streamed to the first client while it is
+//!   written and hashed, and kept only when its SHA-256 is the one the listing gave; otherwise
+//!   the client's download fails (the last bytes are held back until the check).
+
+mod cache;
+mod files;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use artifactd_plugin_api::{Listing, ProxyFormat, ProxyPath, ServeRequest, ServeResponse};
+use axum::response::Response;
+use http::{HeaderValue, StatusCode};
+use sha2::Digest as _;
+
+use crate::db::Db;
+use crate::db::entities::repo;
+use crate::http::ApiError;
+use crate::storage::BlobStore;
+use upstream::{Client, FetchError};
+pub use upstream::{Upstream, parse_duration};
+
+/// The repo kind of proxies.
+pub const KIND: &str = "proxy";
+
+/// The response header that says where an answer came from: `hit`, `miss` or `stale`.
+pub const CACHE_HEADER: &str = "x-artifactd-cache";
+
+/// The largest upstream page read.
+const MAX_PAGE_BYTES: usize = 64 << 20;
+
+/// A proxy repo's configuration, stored in the repo row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProxyConfig {
+    /// The upstream.
+    pub upstream: Upstream,
+}
+
+impl ProxyConfig {
+    /// The configuration of a proxy repo's row.
+    pub fn of(row: &repo::Model) -> Option<Self> {
+        row.config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+    }
+}
+
+/// What the proxy answers: a response for the host to render (cached bytes, a page), or a
+/// stream already under way (a file on its first fetch).
+#[derive(Debug)]
+pub enum Served {
+    /// Render this, like a provider's answer.
+    Render(ServeResponse),
+    /// Send this as it is.
+    Stream(Response),
+}
+
+/// The server's proxy state: the HTTP client, the node's listings, the per-key locks.
+#[derive(Debug)]
+pub struct Proxies {
+    client: Client,
+    listings: cache::Listings,
+    locks: cache::KeyLocks,
+}
+
+/// What a proxied read needs of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// The catalog.
+    pub db: &'a Db,
+    /// The blob store.
+    pub blobs: &'a BlobStore,
+    /// Where downloads are spooled.
+    pub tmp_dir: &'a std::path::Path,
+    /// The largest file kept.
+    pub max_bytes: u64,
+}
+
+/// Whether a listing was fetched for this answer, came from the cache, or stands in for an
+/// upstream that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Freshness {
+    Hit,
+    Miss,
+    Stale(String),
+}
+
+impl Freshness {
+    fn header(&self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale(_) => "stale",
+        }
+    }
+}
+
+fn bad_gateway(e: &FetchError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        format!("The upstream gave nothing usable: {e}."),
+    )
+}
+
+fn storage_error(e: artifactd_plugin_api::Error) -> ApiError {
+    ApiError::from(e)
+}
+
+impl Proxies {
+    /// The proxy state.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS set-up).
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: Client::new()?,
+            listings: cache::Listings::default(),
+            locks: cache::KeyLocks::default(),
+        })
+    }
+
+    /// Answers a read below a proxy repo.
+    ///
+    /// # Errors
+    /// 404 for what the upstream does not have, 502 when it gives nothing usable and nothing is
+    /// cached, database and storage failures.
+    pub async fn serve(
+        &self,
+        env: Env<'_>,
+        row: &repo::Model,
+        format: &dyn ProxyFormat,
+        base_url: &str,
+        req: &ServeRequest,
+    ) -> Result<Served, ApiError> {
+        let config = ProxyConfig::of(row).ok_or_else(|| {
+            ApiError::internal(
+                "proxy repo",
+                artifactd_plugin_api::Error::internal_msg(format!(
+                    "the proxy repo {} has no upstream configured",
+                    row.name
+                )),
+            )
+        })?;
+        match format.classify(&req.path) {
+            ProxyPath::Root => {
+                let mut projects: Vec<(String, String)> = Vec::new();
+                for e in cache::entries(env.db, row.id, "page:").await? {
+                    if e.status == 200
+                        && let Some(p) = e.key.strip_prefix("page:")
+                    {
+                        projects.push((p.to_owned(), p.to_owned()));
+                    }
+                }
+                projects.sort();
+                Ok(Served::Render(format.render(req, None, &projects)?))
+            }
+            ProxyPath::Project(project) => {
+                let (listing, fresh) = self
+                    .listing(env, row, format, &config.upstream, &project)
+                    .await?;
+                let Some(listing) = listing else {
+                    return Err(ApiError::not_found(format!(
+                        "The upstream has no project {project:?}."
+                    )));
+                };
+                let resp = format.render(req, Some(&listing), &[])?;
+                Ok(Served::Render(mark(resp, &fresh)))
+            }
+            ProxyPath::File { project, filename } => {
+                files::serve(
+                    self,
+                    env,
+                    row,
+                    format,
+                    &config.upstream,
+                    &project,
+                    &filename,
+                )
+                .await
+            }
+            ProxyPath::Redirect(to) => Ok(Served::Render(ServeResponse::redirect(
+                &format!("{base_url}{to}"),
+                true,
+            )?)),
+            ProxyPath::NotFound => Err(ApiError::not_found(
+                "There is nothing at this path of the proxy repo.",
+            )),
+            _ => Err(ApiError::not_found(
+                "There is nothing at this path of the proxy repo.",
+            )),
+        }
+    }
+
+    /// A project's listing (`None`: the upstream has no such project), and how fresh it is.
+    async fn listing(
+        &self,
+        env: Env<'_>,
+        row: &repo::Model,
+        format: &dyn ProxyFormat,
+        up: &Upstream,
+        project: &str,
+    ) -> Result<(Option<Arc<Listing>>, Freshness), ApiError> {
+        let now = crate::db::now_millis();
+        let ttl = |status: i32| -> i64 {
+            let secs = if status == 404 {
+                upstream::NOT_FOUND_TTL_SECS.min(up.ttl_secs)
+            } else {
+                up.ttl_secs
+            };
+            i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        };
+        if let Some(k) = self.listings.get(row.id, project) {
+            let status = if k.listing.is_some() { 200 } else { 404 };
+            if now.saturating_sub(k.fetched_at) < ttl(status) {
+                return Ok((k.listing, Freshness::Hit));
+            }
+        }
+        let key = cache::page_key(project);
+        let fresh_row = |e: &crate::db::entities::proxy_entry::Model| {
+            now.saturating_sub(e.fetched_at) < ttl(e.status)
+        };
+        if let Some(e) = cache::entry(env.db, row.id, &key).await?
+            && fresh_row(&e)
+        {
+            return Ok((self.load(env, row.id, project, &e).await?, Freshness::Hit));
+        }
+        let _guard = self.locks.lock(format!("{}:{key}", row.id)).await;
+        // Whoever held the lock may have fetched it.
+        let stored = cache::entry(env.db, row.id, &key).await?;
+        if let Some(e) = &stored
+            && crate::db::now_millis().saturating_sub(e.fetched_at) < ttl(e.status)
+        {
+            return Ok((self.load(env, row.id, project, e).await?, Freshness::Hit));
+        }
+        match self.fetch_page(format, up, project).await {
+            Ok(Some(listing)) => {
+                let json =
+                    serde_json::to_vec(&listing).map_err(|e| ApiError::internal("listing", e))?;
+                let sha = hex::encode(sha2::Sha256::digest(&json));
+                let size = json.len() as u64;
+                env.blobs
+                    .put_content_bytes(json.into(), &sha)
+                    .await
+                    .map_err(storage_error)?;
+                let e =
+                    cache::store(env.db, row.id, &key, 200, &sha, size, "application/json").await?;
+                let listing = Arc::new(listing);
+                self.listings.put(
+                    row.id,
+                    project,
+                    cache::Known {
+                        fetched_at: e.fetched_at,
+                        listing: Some(listing.clone()),
+                    },
+                );
+                Ok((Some(listing), Freshness::Miss))
+            }
+            Ok(None) => {
+                let e = cache::store(env.db, row.id, &key, 404, "", 0, "").await?;
+                self.listings.put(
+                    row.id,
+                    project,
+                    cache::Known {
+                        fetched_at: e.fetched_at,
+                        listing: None,
+                    },
+                );
+                Ok((None, Freshness::Miss))
+            }
+            Err(err) => match stored {
+                Some(e) => {
+                    tracing::warn!(repo = %row.name, project, error = %err, "Upstream failed; serving the cached page.");
+                    Ok((
+                        self.load(env, row.id, project, &e).await?,
+                        Freshness::Stale(err.to_string()),
+                    ))
+                }
+                None => {
+                    tracing::warn!(repo = %row.name, project, error = %err, "Upstream failed; nothing cached.");
+                    Err(bad_gateway(&err))
+                }
+            },
+        }
+    }
+
+    /// Reads a stored listing into this node's memory.
+    async fn load(
+        &self,
+        env: Env<'_>,
+        repo_id: i64,
+        project: &str,
+        e: &crate::db::entities::proxy_entry::Model,
+    ) -> Result<Option<Arc<Listing>>, ApiError> {
+        let listing = if e.status == 200 {
+            let bytes = env
+                .blobs
+                .content_bytes(&e.sha256)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(|| {
+                    ApiError::internal(
+                        "proxy cache",
+                        artifactd_plugin_api::Error::internal_msg(format!(
+                            "the cached page of {project} is missing from the blob store"
+                        )),
+                    )
+                })?;
+            let listing: Listing = serde_json::from_slice(&bytes)
+                .map_err(|err| ApiError::internal("cached listing", err))?;
+            Some(Arc::new(listing))
+        } else {
+            None
+        };
+        self.listings.put(
+            repo_id,
+            project,
+            cache::Known {
+                fetched_at: e.fetched_at,
+                listing: listing.clone(),
+            },
+        );
+        Ok(listing)
+    }
+
+    /// Fetches and reads a project's upstream page; `Ok(None)` for a 404.
+    async fn fetch_page(
+        &self,
+        format: &dyn ProxyFormat,
+        up: &Upstream,
+        project: &str,
+    ) -> Result<Option<Listing>, FetchError> {
+        let (url, accept) = format.page_url(&up.url, project);
+        let resp = match self.client.get(up, &url, Some(accept)).await {
+            Ok(r) => r,
+            Err(FetchError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let page_url = resp.url().to_string();
+        let mut resp = resp;
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if body.len() + c.len() > MAX_PAGE_BYTES {
+                        return Err(FetchError::Invalid(format!(
+                            "the page of {project} at {url} is larger than {MAX_PAGE_BYTES} bytes"
+                        )));
+                    }
+                    body.extend_from_slice(&c);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(FetchError::Unreachable {
+                        url,
+                        reason: crate::error_chain(&e),
+                    });
+                }
+            }
+        }
+        format
+            .parse(project, &page_url, &content_type, &body)
+            .map(Some)
+            .map_err(|e| FetchError::Invalid(format!("the page of {project} at {url}: {e}")))
+    }
+}
+
+/// Adds the cache header (and a stale warning) to a response.
+fn mark(resp: ServeResponse, fresh: &Freshness) -> ServeResponse {
+    let mut resp = resp.with_header(
+        http::HeaderName::from_static(CACHE_HEADER),
+        HeaderValue::from_static(fresh.header()),
+    );
+    if let Freshness::Stale(why) = fresh {
+        let text: String = why
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .take(200)
+            .collect();
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("111 artifactd \"Revalidation failed: {text}\""))
+        {
+            resp = resp.with_header(http::header::WARNING, v);
+        }
+    }
+    resp
+}
