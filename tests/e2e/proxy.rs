@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Route, Server, Upstream, clients, run, try_run};
+use artifactd_tests::{Route, Server, Upstream, bin, clients, run, try_run};
 use sha2::Digest as _;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -305,7 +305,24 @@ fn an_html_only_upstream_is_proxied() {
         Route::Ok("application/zip".into(), b.clone()),
     );
     let s = Server::start();
-    proxy(&s, "up", serde_json::json!({ "url": up.url("/simple/") }));
+    // Made with rpcli this time.
+    let out = run(Command::new(bin("rpcli"))
+        .arg("-s")
+        .arg(s.url(""))
+        .env("ARTIFACTD_TOKEN", &s.token)
+        .args([
+            "repo",
+            "create",
+            "pypi/up",
+            "--proxy",
+            &up.url("/simple/"),
+            "--ttl",
+            "1h",
+        ]));
+    assert!(
+        out.contains("created pypi/up, a proxy of http://127.0.0.1:"),
+        "{out}"
+    );
     let page = json_page(&s, "/repo/pypi/up/html-only/");
     assert_eq!(page["files"][0]["hashes"]["sha256"], sha);
     assert_eq!(page["files"][0]["requires-python"], ">=3.8");
@@ -319,4 +336,25 @@ fn an_html_only_upstream_is_proxied() {
         "html-only",
     ]));
     assert_eq!(s.get(&format!("/repo/pypi/up/files/{f}")).body, b);
+}
+
+#[test]
+fn the_ui_shows_a_proxy_with_its_upstream_and_cache() {
+    let up = Server::start();
+    let (f, b) = Dist::new("shown-pkg", "1.0").wheel();
+    upload(&up, "team", &(f.clone(), b));
+    let s = Server::start();
+    proxy(
+        &s,
+        "up",
+        serde_json::json!({ "url": up.url("/repo/pypi/team/simple/") }),
+    );
+    assert_eq!(s.get(&format!("/repo/pypi/up/files/{f}")).status, 200);
+    let page = s.get("/ui/pypi/up/").text().replace("&#x2f;", "/");
+    assert!(page.contains(">proxy</span>"), "{page}");
+    assert!(page.contains(&up.url("/repo/pypi/team/simple/")), "{page}");
+    assert!(page.contains("1 cached file"), "{page}");
+    assert!(page.contains("/repo/pypi/up/shown-pkg/"), "{page}");
+    let home = s.get("/api/v1/repos").json();
+    assert_eq!(home["repos"][0]["kind"], "proxy", "{home}");
 }

@@ -378,10 +378,14 @@ pub async fn repo_page(
             .map(|(s, n)| context! { href => format!("{}-/{}/", repo_href(&kind, &name), url_segment(&s)), name => s, files => n })
             .collect();
         let (_, can_admin) = rights(&st, &auth, &row);
+        let proxy = crate::proxy::summary(&st.inner.db, &row).await?.map(|p| {
+            context! { upstream => p.upstream, files => p.files, size => human_size(p.size), projects => p.projects }
+        });
         st.inner.pages.render(
             "repo.html",
             context! {
-                kind, name, q, packages, scopes, can_admin,
+                kind, name, q, packages, scopes, can_admin, proxy,
+                repo_kind => row.kind.clone(),
                 scope_label => view.scope_label,
                 setup => Value::from(minijinja::value::Serde(&view.setup)),
                 url => cx.base_url,

@@ -398,3 +398,43 @@ fn mark(resp: ServeResponse, fresh: &Freshness) -> ServeResponse {
     }
     resp
 }
+
+/// What the web UI shows of a proxy repo.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// The upstream's URL.
+    pub upstream: String,
+    /// Files cached, and their bytes.
+    pub files: usize,
+    /// Bytes of the cached files.
+    pub size: i64,
+    /// The projects whose pages were fetched.
+    pub projects: Vec<String>,
+}
+
+/// The summary of a proxy repo (`None` for other kinds).
+///
+/// # Errors
+/// Database failures.
+pub async fn summary(db: &Db, row: &repo::Model) -> Result<Option<Summary>, sea_orm::DbErr> {
+    let Some(config) = ProxyConfig::of(row) else {
+        return Ok(None);
+    };
+    let entries = cache::entries(db, row.id, "").await?;
+    let files: Vec<_> = entries
+        .iter()
+        .filter(|e| e.status == 200 && e.key.starts_with("file:"))
+        .collect();
+    let mut projects: Vec<String> = entries
+        .iter()
+        .filter(|e| e.status == 200)
+        .filter_map(|e| e.key.strip_prefix("page:").map(str::to_owned))
+        .collect();
+    projects.sort();
+    Ok(Some(Summary {
+        upstream: config.upstream.url,
+        files: files.len(),
+        size: files.iter().map(|e| e.size).sum(),
+        projects,
+    }))
+}

@@ -3,15 +3,16 @@
 //! Compatible with the seed's calls:
 //! `rpcli -s http://localhost:8080 upload -y apt -f FILE -r REPO -p NAME -i VERSION -a dist=trusty`.
 
-use std::fs::File;
-use std::io::{Cursor, IsTerminal as _, Read};
-use std::path::{Path, PathBuf};
+mod client;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+
+use client::{Client, enc};
 
 #[derive(Debug, Parser)]
 #[command(name = "rpcli", version, about = "Command-line client for artifactd.")]
@@ -150,6 +151,36 @@ enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 enum RepoCmd {
+    /// Create a repo: hosted, or with --proxy a proxy of an upstream index.
+    Create {
+        /// PROVIDER/NAME, e.g. pypi/pypi-org.
+        target: String,
+        /// The upstream index the proxy serves, e.g. https://pypi.org/simple/.
+        #[arg(long)]
+        proxy: Option<String>,
+        /// How long a proxied page stays fresh (30s, 10m, 12h; default 10m).
+        #[arg(long, requires = "proxy")]
+        ttl: Option<String>,
+        /// The upstream's user name (HTTP Basic).
+        #[arg(long, requires = "proxy")]
+        upstream_user: Option<String>,
+        /// The upstream's password (HTTP Basic).
+        #[arg(
+            long,
+            requires = "proxy",
+            env = "ARTIFACTD_UPSTREAM_PASSWORD",
+            hide_env_values = true
+        )]
+        upstream_password: Option<String>,
+        /// The upstream's bearer token.
+        #[arg(
+            long,
+            requires = "proxy",
+            env = "ARTIFACTD_UPSTREAM_TOKEN",
+            hide_env_values = true
+        )]
+        upstream_token: Option<String>,
+    },
     /// Show settings, or set them with --overwrite/--private/--delete-empty.
     Settings {
         /// Provider.
@@ -187,120 +218,6 @@ enum AptCmd {
         #[arg(long)]
         transition_days: Option<u32>,
     },
-}
-
-struct Client {
-    base: String,
-    token: Option<String>,
-    agent: ureq::Agent,
-}
-
-impl Client {
-    fn new(cli: &Cli) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        Self {
-            base: cli.server.trim_end_matches('/').to_owned(),
-            token: cli.token.clone(),
-            agent,
-        }
-    }
-
-    fn finish(
-        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-        what: &str,
-    ) -> Result<Value> {
-        let mut resp = resp.with_context(|| format!("{what}: the server did not answer"))?;
-        let status = resp.status();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text }));
-        if !status.is_success() {
-            let reason = body["error"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| text.trim().to_owned());
-            bail!("{what}: {} {reason}", status.as_u16());
-        }
-        Ok(body)
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let data = body.map(Value::to_string).unwrap_or_default();
-        if body.is_some() {
-            req = req.header("Content-Type", "application/json");
-        }
-        let req = req
-            .body(data.into_bytes())
-            .context("building the request")?;
-        Self::finish(self.agent.run(req), &format!("{method} {path}"))
-    }
-
-    /// Streams one file as the multipart field `f` of `/addpkg`.
-    fn upload(&self, query: &str, file: &Path) -> Result<Value> {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{}: not a file name", file.display()))?;
-        let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let size = f.metadata()?.len();
-        let boundary = "rpcli-boundary-4f1c2d9e8a7b";
-        let head = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-            name.replace('"', "")
-        );
-        let tail = format!("\r\n--{boundary}--\r\n");
-        let length = head.len() as u64 + size + tail.len() as u64;
-        // A progress bar (bytes, rate, ETA) on a terminal; scripts get the result line only.
-        let bar = if std::io::stdout().is_terminal() {
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .context("progress bar template")?
-            .progress_chars("=> ");
-            indicatif::ProgressBar::with_draw_target(
-                Some(size),
-                indicatif::ProgressDrawTarget::stdout(),
-            )
-            .with_style(style)
-            .with_message(name.to_owned())
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let body = Cursor::new(head.into_bytes())
-            .chain(bar.wrap_read(f))
-            .chain(Cursor::new(tail.into_bytes()));
-        let mut req = self
-            .agent
-            .post(format!("{}/addpkg?{query}", self.base))
-            .header(
-                "Content-Type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .header("Content-Length", length.to_string())
-            // The server answers a refusal (no token, bad repo) before the body is sent.
-            .header("Expect", "100-continue");
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let result = Self::finish(
-            req.send(ureq::SendBody::from_owned_reader(body)),
-            &format!("upload {name}"),
-        );
-        bar.finish_and_clear();
-        result
-    }
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn run(cli: &Cli) -> Result<()> {
@@ -514,6 +431,43 @@ fn run(cli: &Cli) -> Result<()> {
                 &r,
                 format!("{} {n} file(s)", if *undo { "un-yanked" } else { "yanked" }),
             );
+        }
+        Cmd::Repo {
+            action:
+                RepoCmd::Create {
+                    target,
+                    proxy,
+                    ttl,
+                    upstream_user,
+                    upstream_password,
+                    upstream_token,
+                },
+        } => {
+            let (provider, name) = target
+                .split_once('/')
+                .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))?;
+            let mut body = json!({ "provider": provider, "name": name });
+            if let Some(url) = proxy {
+                let mut upstream = json!({ "url": url });
+                for (k, v) in [
+                    ("ttl", ttl),
+                    ("username", upstream_user),
+                    ("password", upstream_password),
+                    ("token", upstream_token),
+                ] {
+                    if let Some(v) = v {
+                        upstream[k] = json!(v);
+                    }
+                }
+                body["kind"] = json!("proxy");
+                body["upstream"] = upstream;
+            }
+            let r = c.json("POST", "/api/v1/repos", Some(&body))?;
+            let what = match r["upstream"]["url"].as_str() {
+                Some(url) => format!("a proxy of {url}"),
+                None => "a hosted repo".to_owned(),
+            };
+            out(&r, format!("created {provider}/{name}, {what}"));
         }
         Cmd::Repo {
             action:

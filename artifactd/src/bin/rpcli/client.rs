@@ -1,0 +1,125 @@
+//! The HTTP client of rpcli: JSON calls and streamed uploads, failures as one line.
+
+use std::fs::File;
+use std::io::{Cursor, IsTerminal as _, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use crate::Cli;
+
+pub(crate) struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub(crate) fn new(cli: &Cli) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Self {
+            base: cli.server.trim_end_matches('/').to_owned(),
+            token: cli.token.clone(),
+            agent,
+        }
+    }
+
+    fn finish(
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        what: &str,
+    ) -> Result<Value> {
+        let mut resp = resp.with_context(|| format!("{what}: the server did not answer"))?;
+        let status = resp.status();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text }));
+        if !status.is_success() {
+            let reason = body["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| text.trim().to_owned());
+            bail!("{what}: {} {reason}", status.as_u16());
+        }
+        Ok(body)
+    }
+
+    pub(crate) fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let data = body.map(Value::to_string).unwrap_or_default();
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req
+            .body(data.into_bytes())
+            .context("building the request")?;
+        Self::finish(self.agent.run(req), &format!("{method} {path}"))
+    }
+
+    /// Streams one file as the multipart field `f` of `/addpkg`.
+    pub(crate) fn upload(&self, query: &str, file: &Path) -> Result<Value> {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a file name", file.display()))?;
+        let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let size = f.metadata()?.len();
+        let boundary = "rpcli-boundary-4f1c2d9e8a7b";
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+            name.replace('"', "")
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let length = head.len() as u64 + size + tail.len() as u64;
+        // A progress bar (bytes, rate, ETA) on a terminal; scripts get the result line only.
+        let bar = if std::io::stdout().is_terminal() {
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> ");
+            indicatif::ProgressBar::with_draw_target(
+                Some(size),
+                indicatif::ProgressDrawTarget::stdout(),
+            )
+            .with_style(style)
+            .with_message(name.to_owned())
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let body = Cursor::new(head.into_bytes())
+            .chain(bar.wrap_read(f))
+            .chain(Cursor::new(tail.into_bytes()));
+        let mut req = self
+            .agent
+            .post(format!("{}/addpkg?{query}", self.base))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("Content-Length", length.to_string())
+            // The server answers a refusal (no token, bad repo) before the body is sent.
+            .header("Expect", "100-continue");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let result = Self::finish(
+            req.send(ureq::SendBody::from_owned_reader(body)),
+            &format!("upload {name}"),
+        );
+        bar.finish_and_clear();
+        result
+    }
+}
+
+pub(crate) fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
