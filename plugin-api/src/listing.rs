@@ -1,5 +1,6 @@
-//! Proxy repos: a project's files as an index lists them, in one shape for every format, and
-//! the small hook through which a provider lets the host proxy its format.
+//! Proxy and virtual repos: a project's files as an index lists them, in one shape for every
+//! format, and the small hook through which a provider lets the host proxy its format and merge
+//! repos of it.
 //!
 //! The host owns what every proxy shares: the upstream and its credentials, the HTTP client,
 //! caching with a time to live, one fetch per key however many clients ask, serving what it
@@ -66,6 +67,9 @@ pub struct ListedFile {
     /// Format-specific facts (e.g. `requires-python`).
     #[serde(default)]
     pub meta: Value,
+    /// The repo it comes from, in a virtual repo's merged listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl ListedFile {
@@ -148,4 +152,9 @@ pub trait ProxyFormat: Send + Sync {
 
     /// The content type a downloaded file is served with.
     fn content_type(&self, filename: &str) -> &'static str;
+
+    /// A hosted repo's files of one project as a listing (for virtual repos, which merge hosted
+    /// and proxy members); `records` are the project's records, `files/` paths as the hosted
+    /// repo serves them.
+    fn listing_of(&self, records: &[crate::FileRecord]) -> Option<Listing>;
 }

@@ -2,7 +2,7 @@
 //! Every error is `{"error": "..."}` (see `error.rs`); every call is checked by
 //! [`AppState::authorize`].
 
-use artifactd_plugin_api::{ListQuery, RepoSettings};
+use artifactd_plugin_api::ListQuery;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -14,17 +14,20 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api_repos::{
+    admin_repo, create_repo, delete_repo, get_repo, get_settings, list_repos, put_settings,
+};
 use super::extract::{Path, Query};
 use super::{ApiError, AppState, validate_repo_name};
 use crate::auth::{self, Auth, Scope};
-use crate::db::entities::{audit, repo, token};
-use crate::db::{now_millis, settings_of};
+use crate::db::entities::{audit, token};
+use crate::db::now_millis;
 
 fn bad_json(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("The request body is not the expected JSON: {e}."))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(bad_json)
 }
 
@@ -206,67 +209,6 @@ async fn read_audit(
     Ok(Json(json!({ "entries": entries })).into_response())
 }
 
-fn settings_json(s: &RepoSettings) -> Value {
-    json!({
-        "overwrite": if s.overwrite { "allow" } else { "deny" },
-        "private": s.private,
-        "delete_empty": s.delete_empty,
-    })
-}
-
-/// An existing repo the caller administers (after checking the provider and name).
-async fn admin_repo(
-    st: &AppState,
-    a: &Auth,
-    provider: &str,
-    name: &str,
-) -> Result<repo::Model, ApiError> {
-    st.inner.registry.get(provider)?;
-    validate_repo_name(name)?;
-    st.repo_for(a, provider, name, Scope::Admin).await
-}
-
-async fn get_settings(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    Path((provider, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let row = admin_repo(&st, &a, &provider, &name).await?;
-    Ok(Json(settings_json(&settings_of(&row))).into_response())
-}
-
-/// `PUT` settings: any of `overwrite` (deny|allow), `private`, `delete_empty`. Creates the repo
-/// when it does not exist yet.
-async fn put_settings(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    Path((provider, name)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    st.inner.registry.get(&provider)?;
-    validate_repo_name(&name)?;
-    st.authorize(&a, Some((&provider, &name)), false, Scope::Admin)?;
-    let patch: serde_json::Map<String, Value> = parse(&body)?;
-    let row = st.inner.db.repo_or_create(&provider, &name).await?;
-    let mut settings = settings_of(&row);
-    apply_settings(&mut settings, &patch)?;
-    let generation = row.generation;
-    let mut am = row.into_active_model();
-    am.settings =
-        Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
-    am.generation = Set(generation + 1);
-    am.update(st.inner.db.conn()).await?;
-    st.inner.db.repos_changed();
-    st.audit(
-        &a,
-        "settings",
-        Some((&provider, &name)),
-        settings_json(&settings),
-    )
-    .await;
-    Ok(Json(settings_json(&settings)).into_response())
-}
-
 async fn delete_matching(
     st: &AppState,
     a: &Auth,
@@ -374,194 +316,6 @@ async fn openapi() -> Response {
         include_str!("openapi.json"),
     )
         .into_response()
-}
-
-fn repo_json(r: &repo::Model, packages: &std::collections::HashMap<i64, i64>) -> Value {
-    let settings = settings_of(r);
-    let mut v = json!({
-        "provider": r.provider,
-        "name": r.name,
-        "kind": r.kind,
-        "packages": packages.get(&r.id).copied().unwrap_or(0),
-        "files": r.file_count,
-        "size": r.total_size,
-        "last_upload": (r.last_upload > 0).then(|| artifactd_plugin_api::time::rfc3339_millis(r.last_upload)),
-        "created_at": artifactd_plugin_api::time::rfc3339_millis(r.created_at),
-        "settings": settings_json(&settings),
-    });
-    if let Some(p) = crate::proxy::ProxyConfig::of(r) {
-        v["upstream"] = p.upstream.public_json();
-    }
-    v
-}
-
-#[derive(Deserialize)]
-struct RepoFilter {
-    provider: Option<String>,
-}
-
-async fn list_repos(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    Query(f): Query<RepoFilter>,
-) -> Result<Response, ApiError> {
-    let packages = st.inner.db.package_counts(None).await?;
-    let repos: Vec<Value> = st
-        .inner
-        .db
-        .all_repos()
-        .await?
-        .iter()
-        .filter(|r| f.provider.as_deref().is_none_or(|p| p == r.provider))
-        .filter(|r| st.can_read(&a, r))
-        .map(|r| repo_json(r, &packages))
-        .collect();
-    Ok(Json(json!({ "repos": repos })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewRepo {
-    provider: String,
-    name: String,
-    /// `hosted` (the default) or `proxy`.
-    #[serde(default)]
-    kind: Option<String>,
-    /// A proxy's upstream.
-    #[serde(default)]
-    upstream: Option<Value>,
-    #[serde(default)]
-    settings: serde_json::Map<String, Value>,
-}
-
-/// The kind and configuration a new repo asks for: `(kind, config JSON)`.
-fn kind_of(st: &AppState, req: &NewRepo) -> Result<(String, Option<String>), ApiError> {
-    match (req.kind.as_deref().unwrap_or("hosted"), &req.upstream) {
-        ("hosted", None) => Ok(("hosted".to_owned(), None)),
-        ("hosted", Some(_)) => Err(ApiError::bad_request(
-            "Only a proxy repo has an upstream; say \"kind\": \"proxy\".",
-        )),
-        (crate::proxy::KIND, up) => {
-            let provider = st.inner.registry.get(&req.provider)?;
-            if provider.proxy().is_none() {
-                return Err(ApiError::bad_request(format!(
-                    "The {} provider cannot proxy an upstream.",
-                    req.provider
-                )));
-            }
-            let up = up
-                .as_ref()
-                .ok_or_else(|| ApiError::bad_request("A proxy repo needs an \"upstream\"."))?;
-            let upstream = crate::proxy::Upstream::from_json(up).map_err(ApiError::bad_request)?;
-            let config = serde_json::to_string(&crate::proxy::ProxyConfig { upstream })
-                .map_err(|e| ApiError::internal("proxy configuration", e))?;
-            Ok((crate::proxy::KIND.to_owned(), Some(config)))
-        }
-        (other, _) => Err(ApiError::bad_request(format!(
-            "Unknown repo kind {other:?}: use \"hosted\" or \"proxy\"."
-        ))),
-    }
-}
-
-/// Applies a settings patch (`overwrite`: deny|allow, `private`, `delete_empty`).
-fn apply_settings(
-    settings: &mut RepoSettings,
-    patch: &serde_json::Map<String, Value>,
-) -> Result<(), ApiError> {
-    for (k, v) in patch {
-        match (k.as_str(), v) {
-            ("overwrite", Value::String(s)) if s == "allow" || s == "deny" => {
-                settings.overwrite = s == "allow"
-            }
-            ("private", Value::Bool(b)) => settings.private = *b,
-            ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false)."
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn create_repo(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let req: NewRepo = parse(&body)?;
-    st.inner.registry.get(&req.provider)?;
-    validate_repo_name(&req.name)?;
-    st.authorize(&a, Some((&req.provider, &req.name)), false, Scope::Admin)?;
-    if st.inner.db.repo(&req.provider, &req.name).await?.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("The repo {}/{} exists already.", req.provider, req.name),
-        ));
-    }
-    let mut settings = RepoSettings::default();
-    apply_settings(&mut settings, &req.settings)?;
-    let (kind, config) = kind_of(&st, &req)?;
-    let row = st.inner.db.repo_or_create(&req.provider, &req.name).await?;
-    let mut am = row.into_active_model();
-    am.settings =
-        Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
-    am.kind = Set(kind);
-    am.config = Set(config);
-    let row = am.update(st.inner.db.conn()).await?;
-    st.inner.db.repos_changed();
-    st.audit(
-        &a,
-        "repo-create",
-        Some((&req.provider, &req.name)),
-        json!({ "kind": row.kind, "settings": settings_json(&settings) }),
-    )
-    .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(repo_json(&row, &Default::default())),
-    )
-        .into_response())
-}
-
-async fn get_repo(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    Path((provider, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    st.inner.registry.get(&provider)?;
-    validate_repo_name(&name)?;
-    let row = st.repo_for(&a, &provider, &name, Scope::Read).await?;
-    let packages = st.inner.db.package_counts(Some(row.id)).await?;
-    Ok(Json(repo_json(&row, &packages)).into_response())
-}
-
-async fn delete_repo(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    headers: http::HeaderMap,
-    Path((provider, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let row = admin_repo(&st, &a, &provider, &name).await?;
-    let p = st.inner.registry.get(&provider)?.clone();
-    let base = st.base_url(&headers);
-    let cx = st.context(&provider, &name, Some(&row), a.principal.clone(), &base);
-    let records = cx.catalog.list(ListQuery::all()).await?;
-    let deleted = st.delete_records(&a, &p, &row, &cx, records).await?;
-    repo::Entity::delete_by_id(row.id)
-        .exec(st.inner.db.conn())
-        .await?;
-    st.inner.db.repos_changed();
-    st.inner.blobs.delete_derived(&provider, &name).await?;
-    st.audit(
-        &a,
-        "delete-repo",
-        Some((&provider, &name)),
-        json!({ "files": deleted.len() }),
-    )
-    .await;
-    Ok(Json(json!({ "deleted": deleted })).into_response())
 }
 
 #[derive(Deserialize)]

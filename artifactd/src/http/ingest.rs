@@ -79,7 +79,23 @@ pub(super) async fn ingest(
 ) -> Result<Response, ApiError> {
     let kind = provider.kind();
     let principal = auth.principal.clone();
-    let existing = st.inner.db.repo(kind, name).await?;
+    let mut existing = st.inner.db.repo(kind, name).await?;
+    // A virtual repo's uploads go to its upload_to member, or its first hosted one.
+    let target;
+    let name = match &existing {
+        Some(row) if row.kind == crate::proxy::VIRTUAL => {
+            target = upload_target(st, row).await?.ok_or_else(|| {
+                ApiError::new(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    format!("The virtual repo {kind}/{name} has no hosted member to upload to."),
+                )
+            })?;
+            st.authorize(auth, Some((kind, &target)), false, Scope::Write)?;
+            existing = st.inner.db.repo(kind, &target).await?;
+            target.as_str()
+        }
+        _ => name,
+    };
     if let Some(row) = &existing
         && row.kind != "hosted"
     {
@@ -214,4 +230,23 @@ pub(super) async fn ingest(
         StatusCode::OK
     };
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// Where a virtual repo's uploads go: its `upload_to` member, or its first hosted member.
+async fn upload_target(
+    st: &AppState,
+    row: &crate::db::entities::repo::Model,
+) -> Result<Option<String>, ApiError> {
+    let config = crate::proxy::RepoConfig::of(row);
+    if let Some(t) = config.policy.upload_to {
+        return Ok(Some(t));
+    }
+    for m in &config.members {
+        if let Some(r) = st.inner.db.repo(&row.provider, m).await?
+            && r.kind == "hosted"
+        {
+            return Ok(Some(m.clone()));
+        }
+    }
+    Ok(None)
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
 mod api;
+mod api_repos;
 mod body;
 mod browse;
 mod error;
@@ -8,6 +9,7 @@ mod extract;
 mod forms;
 mod ingest;
 mod markdown;
+mod members;
 mod pages;
 mod publish;
 mod repo_routes;

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::upload::{self, Limits};
-use super::{ApiError, AppState, auth_of, ingest, pages, respond, validate_repo_name};
+use super::{ApiError, AppState, auth_of, ingest, members, pages, respond, validate_repo_name};
 use crate::auth::Scope;
 
 /// The decoded segments of a `/repo/...` path.
@@ -97,15 +97,26 @@ pub(super) async fn repo_dispatch(
             sreq.method = method.clone();
             sreq.query = req.uri().query().map(str::to_owned);
             sreq.headers = req.headers().clone();
-            if row.kind == crate::proxy::KIND
+            if row.kind != "hosted"
                 && let Some(format) = provider.proxy()
             {
                 let env = st.proxy_env();
-                let served = st
-                    .inner
-                    .proxies
-                    .serve(env, &row, format, &cx.base_url, &sreq)
-                    .await?;
+                let served = if row.kind == crate::proxy::VIRTUAL {
+                    let hosted = members::HostedRepos {
+                        st: &st,
+                        provider: provider.clone(),
+                        base: base.clone(),
+                    };
+                    st.inner
+                        .proxies
+                        .serve_virtual(env, &hosted, &row, format, &cx.base_url, &sreq)
+                        .await?
+                } else {
+                    st.inner
+                        .proxies
+                        .serve(env, &row, format, &cx.base_url, &sreq)
+                        .await?
+                };
                 let mut resp = match served {
                     crate::proxy::Served::Stream(resp) if method == Method::HEAD => {
                         let (parts, _) = resp.into_parts();
@@ -120,6 +131,20 @@ pub(super) async fn repo_dispatch(
                             st.inner.blobs.store().as_ref(),
                             respond::Derived {
                                 store: cx.blobs.as_ref(),
+                                memo: None,
+                            },
+                        )
+                        .await?
+                    }
+                    crate::proxy::Served::Member(resp, member) => {
+                        let store = st.inner.blobs.derived(&kind, &member);
+                        respond::render(
+                            &method,
+                            req.headers(),
+                            resp,
+                            st.inner.blobs.store().as_ref(),
+                            respond::Derived {
+                                store: store.as_ref(),
                                 memo: None,
                             },
                         )

@@ -13,7 +13,7 @@ use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
 use super::upstream::{FetchError, Upstream};
-use super::{CACHE_HEADER, Env, Proxies, Served, bad_gateway, cache};
+use super::{CACHE_HEADER, Env, Policy, Proxies, Served, bad_gateway, cache, policy};
 use crate::db::entities::repo;
 use crate::http::ApiError;
 
@@ -31,12 +31,14 @@ fn cached(format: &dyn ProxyFormat, filename: &str, sha256: String) -> Served {
 }
 
 /// Answers a request for `filename` of `project`.
+#[allow(clippy::too_many_arguments)] // The proxy's parts, named where they are used.
 pub(super) async fn serve(
     proxies: &Proxies,
     env: Env<'_>,
     row: &repo::Model,
     format: &dyn ProxyFormat,
     up: &Upstream,
+    policy: &Policy,
     project: &str,
     filename: &str,
 ) -> Result<Served, ApiError> {
@@ -66,6 +68,20 @@ pub(super) async fn serve(
             "The upstream lists no file {filename:?}."
         )));
     };
+    // The repo's policy holds for downloads too, not just for pages.
+    let main = listing.files.iter().find(|f| {
+        f.filename == filename
+            || f.companions
+                .iter()
+                .any(|(suffix, _)| format!("{}{suffix}", f.filename) == filename)
+    });
+    if let Some(reason) =
+        main.and_then(|f| policy::blocked_reason(policy, project, f, crate::db::now_millis()))
+    {
+        return Err(ApiError::not_found(format!(
+            "This repo does not serve {filename:?}: {reason}."
+        )));
+    }
     let Some(sha256) = sha256 else {
         return Err(ApiError::not_found(format!(
             "The upstream gives no SHA-256 for {filename:?}; the proxy serves only files it can check."

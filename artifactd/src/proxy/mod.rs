@@ -12,7 +12,10 @@
 
 mod cache;
 mod files;
+pub mod policy;
+pub mod settings;
 pub mod upstream;
+mod virtuals;
 
 use std::sync::Arc;
 
@@ -25,11 +28,14 @@ use crate::db::Db;
 use crate::db::entities::repo;
 use crate::http::ApiError;
 use crate::storage::BlobStore;
+pub use policy::Policy;
 use upstream::{Client, FetchError};
 pub use upstream::{Upstream, parse_duration};
 
 /// The repo kind of proxies.
 pub const KIND: &str = "proxy";
+/// The repo kind of virtual repos.
+pub const VIRTUAL: &str = "virtual";
 
 /// The response header that says where an answer came from: `hit`, `miss` or `stale`.
 pub const CACHE_HEADER: &str = "x-artifactd-cache";
@@ -37,19 +43,27 @@ pub const CACHE_HEADER: &str = "x-artifactd-cache";
 /// The largest upstream page read.
 const MAX_PAGE_BYTES: usize = 64 << 20;
 
-/// A proxy repo's configuration, stored in the repo row.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProxyConfig {
-    /// The upstream.
-    pub upstream: Upstream,
+/// A proxy's or a virtual repo's configuration, stored in the repo row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RepoConfig {
+    /// A proxy's upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+    /// A virtual repo's members, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// What it lets through.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
-impl ProxyConfig {
-    /// The configuration of a proxy repo's row.
-    pub fn of(row: &repo::Model) -> Option<Self> {
+impl RepoConfig {
+    /// The configuration of a repo's row (empty for hosted repos).
+    pub fn of(row: &repo::Model) -> Self {
         row.config
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -59,8 +73,34 @@ impl ProxyConfig {
 pub enum Served {
     /// Render this, like a provider's answer.
     Render(ServeResponse),
+    /// Render this answer of the hosted member named here (its derived files are its own).
+    Member(ServeResponse, String),
     /// Send this as it is.
     Stream(Response),
+}
+
+/// What a virtual repo needs of its hosted members: the host's catalog and providers.
+#[async_trait::async_trait]
+pub trait Hosted: Send + Sync {
+    /// A hosted repo's records of `project` (its catalog key).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn records(
+        &self,
+        row: &repo::Model,
+        project: &str,
+    ) -> Result<Vec<artifactd_plugin_api::FileRecord>, ApiError>;
+    /// A hosted repo's projects: (key, name).
+    ///
+    /// # Errors
+    /// Database failures.
+    async fn projects(&self, row: &repo::Model) -> Result<Vec<(String, String)>, ApiError>;
+    /// A read of a hosted repo, answered by its provider.
+    ///
+    /// # Errors
+    /// What the provider says.
+    async fn serve(&self, row: &repo::Model, req: ServeRequest) -> Result<ServeResponse, ApiError>;
 }
 
 /// The server's proxy state: the HTTP client, the node's listings, the per-key locks.
@@ -87,7 +127,7 @@ pub struct Env<'a> {
 /// Whether a listing was fetched for this answer, came from the cache, or stands in for an
 /// upstream that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Freshness {
+pub(super) enum Freshness {
     Hit,
     Miss,
     Stale(String),
@@ -127,6 +167,22 @@ impl Proxies {
         })
     }
 
+    /// Answers a read below a virtual repo: its members merged under its policy.
+    ///
+    /// # Errors
+    /// As for proxies; 404 when no member has it.
+    pub async fn serve_virtual(
+        &self,
+        env: Env<'_>,
+        hosted: &dyn Hosted,
+        row: &repo::Model,
+        format: &dyn ProxyFormat,
+        base_url: &str,
+        req: &ServeRequest,
+    ) -> Result<Served, ApiError> {
+        virtuals::serve(self, env, hosted, row, format, base_url, req).await
+    }
+
     /// Answers a read below a proxy repo.
     ///
     /// # Errors
@@ -140,15 +196,16 @@ impl Proxies {
         base_url: &str,
         req: &ServeRequest,
     ) -> Result<Served, ApiError> {
-        let config = ProxyConfig::of(row).ok_or_else(|| {
-            ApiError::internal(
+        let config = RepoConfig::of(row);
+        let Some(up) = config.upstream.as_ref() else {
+            return Err(ApiError::internal(
                 "proxy repo",
                 artifactd_plugin_api::Error::internal_msg(format!(
                     "the proxy repo {} has no upstream configured",
                     row.name
                 )),
-            )
-        })?;
+            ));
+        };
         match format.classify(&req.path) {
             ProxyPath::Root => {
                 let mut projects: Vec<(String, String)> = Vec::new();
@@ -163,14 +220,13 @@ impl Proxies {
                 Ok(Served::Render(format.render(req, None, &projects)?))
             }
             ProxyPath::Project(project) => {
-                let (listing, fresh) = self
-                    .listing(env, row, format, &config.upstream, &project)
-                    .await?;
+                let (listing, fresh) = self.listing(env, row, format, up, &project).await?;
                 let Some(listing) = listing else {
                     return Err(ApiError::not_found(format!(
                         "The upstream has no project {project:?}."
                     )));
                 };
+                let listing = own_policy(row, &config.policy, &project, &listing, base_url);
                 let resp = format.render(req, Some(&listing), &[])?;
                 Ok(Served::Render(mark(resp, &fresh)))
             }
@@ -180,7 +236,8 @@ impl Proxies {
                     env,
                     row,
                     format,
-                    &config.upstream,
+                    up,
+                    &config.policy,
                     &project,
                     &filename,
                 )
@@ -200,7 +257,7 @@ impl Proxies {
     }
 
     /// A project's listing (`None`: the upstream has no such project), and how fresh it is.
-    async fn listing(
+    pub(super) async fn listing(
         &self,
         env: Env<'_>,
         row: &repo::Model,
@@ -378,6 +435,30 @@ impl Proxies {
     }
 }
 
+/// A proxy's listing as its own policy (cooldown, block list) lets it through.
+fn own_policy(
+    row: &repo::Model,
+    policy: &Policy,
+    project: &str,
+    listing: &Listing,
+    base_url: &str,
+) -> Listing {
+    let member = policy::Member {
+        name: &row.name,
+        origin: policy::Origin::Upstream,
+        listing: Some(listing),
+        policy,
+        page_url: format!("{base_url}{project}/"),
+    };
+    policy::merge(
+        project,
+        &[member],
+        &Policy::default(),
+        crate::db::now_millis(),
+    )
+    .unwrap_or_else(|| Listing::new(project, Vec::new()))
+}
+
 /// Adds the cache header (and a stale warning) to a response.
 fn mark(resp: ServeResponse, fresh: &Freshness) -> ServeResponse {
     let mut resp = resp.with_header(
@@ -417,7 +498,7 @@ pub struct Summary {
 /// # Errors
 /// Database failures.
 pub async fn summary(db: &Db, row: &repo::Model) -> Result<Option<Summary>, sea_orm::DbErr> {
-    let Some(config) = ProxyConfig::of(row) else {
+    let Some(upstream) = RepoConfig::of(row).upstream else {
         return Ok(None);
     };
     let entries = cache::entries(db, row.id, "").await?;
@@ -432,7 +513,7 @@ pub async fn summary(db: &Db, row: &repo::Model) -> Result<Option<Summary>, sea_
         .collect();
     projects.sort();
     Ok(Some(Summary {
-        upstream: config.upstream.url,
+        upstream: upstream.url,
         files: files.len(),
         size: files.iter().map(|e| e.size).sum(),
         projects,

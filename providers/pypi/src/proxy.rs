@@ -6,7 +6,8 @@ use artifactd_plugin_api::http::header::{ACCEPT, CACHE_CONTROL, VARY};
 use artifactd_plugin_api::http::{HeaderValue, StatusCode};
 use artifactd_plugin_api::serde_json::{Map, Value};
 use artifactd_plugin_api::{
-    Error, ListedFile, Listing, ProxyFormat, ProxyPath, Result, ServeRequest, ServeResponse, time,
+    Error, FileRecord, ListedFile, Listing, ProxyFormat, ProxyPath, Result, ServeRequest,
+    ServeResponse, time,
 };
 
 use crate::names::{self, normalize, parse_filename};
@@ -372,7 +373,30 @@ impl ProxyFormat for PypiProxy {
                     })
                     .collect();
                 simple::sort_page_files(&mut files);
-                simple::project(format, &l.name, &files, prefix)
+                let urls = |key: &str| -> Vec<String> {
+                    l.meta
+                        .get(key)
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let (tracks, alternate_locations) = (urls("tracks"), urls("alternate-locations"));
+                simple::project_with(
+                    format,
+                    &l.name,
+                    &files,
+                    prefix,
+                    simple::ProjectMeta {
+                        tracks: &tracks,
+                        alternate_locations: &alternate_locations,
+                    },
+                )
             }
         };
         Ok(ServeResponse::bytes(format.content_type(), body)
@@ -389,6 +413,31 @@ impl ProxyFormat for PypiProxy {
         } else {
             crate::content_type(filename)
         }
+    }
+
+    fn listing_of(&self, records: &[FileRecord]) -> Option<Listing> {
+        let first = records.first()?;
+        let files = records
+            .iter()
+            .map(|r| {
+                let filename = r.path.rsplit('/').next().unwrap_or(&r.path);
+                let mut f = ListedFile::new(filename, &r.version, &r.path);
+                f.sha256 = Some(r.sha256.clone());
+                f.size = Some(r.size);
+                f.uploaded_at = Some(r.uploaded_at);
+                f.yanked.clone_from(&r.yanked);
+                if let Some(h) = r.meta.get("metadata_sha256").and_then(Value::as_str) {
+                    f.companions.push((METADATA.to_owned(), h.to_owned()));
+                }
+                let mut meta = Map::new();
+                if let Some(rp) = r.meta.get("requires_python").and_then(Value::as_str) {
+                    meta.insert("requires-python".into(), Value::String(rp.to_owned()));
+                }
+                f.meta = Value::Object(meta);
+                f
+            })
+            .collect();
+        Some(Listing::new(first.name.clone(), files))
     }
 }
 

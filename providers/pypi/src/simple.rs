@@ -105,8 +105,29 @@ pub fn sort_page_files(files: &mut [PageFile<'_>]) {
     });
 }
 
+/// Project-level facts a page may carry: PEP 708 `tracks` and `alternate-locations` (URLs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProjectMeta<'a> {
+    /// PEP 708: the repositories this project's page tracks.
+    pub tracks: &'a [String],
+    /// PEP 708: the other places the same project is served from on purpose.
+    pub alternate_locations: &'a [String],
+}
+
 /// A project page; `files_prefix` is the relative path from the page to the `files/` folder.
 pub fn project(format: Format, name: &str, files: &[PageFile<'_>], files_prefix: &str) -> Vec<u8> {
+    project_with(format, name, files, files_prefix, ProjectMeta::default())
+}
+
+/// [`project`] with project-level facts.
+pub fn project_with(
+    format: Format,
+    name: &str,
+    files: &[PageFile<'_>],
+    files_prefix: &str,
+    meta: ProjectMeta<'_>,
+) -> Vec<u8> {
+    let pep708 = !meta.tracks.is_empty() || !meta.alternate_locations.is_empty();
     match format {
         Format::Json => {
             let mut versions: Vec<&str> = Vec::new();
@@ -142,18 +163,36 @@ pub fn project(format: Format, name: &str, files: &[PageFile<'_>], files_prefix:
                     o
                 })
                 .collect();
-            json_bytes(&json!({
-                "meta": { "api-version": API_VERSION },
+            let mut page = json!({
+                "meta": { "api-version": if pep708 { "1.2" } else { API_VERSION } },
                 "name": name,
                 "versions": versions,
                 "files": list,
-            }))
+            });
+            if pep708 {
+                page["tracks"] = json!(meta.tracks);
+                page["alternate-locations"] = json!(meta.alternate_locations);
+            }
+            json_bytes(&page)
         }
         Format::Html | Format::TextHtml => {
             let mut h = String::with_capacity(256 * files.len() + 256);
             let _ = write!(
                 h,
-                "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.1\">\n<title>Links for {n}</title>\n</head>\n<body>\n<h1>Links for {n}</h1>\n",
+                "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"{v}\">\n",
+                v = if pep708 { "1.2" } else { API_VERSION }
+            );
+            for (tag, urls) in [
+                ("pypi:tracks", meta.tracks),
+                ("pypi:alternate-locations", meta.alternate_locations),
+            ] {
+                for u in urls {
+                    let _ = writeln!(h, "<meta name=\"{tag}\" content=\"{}\">", escape(u));
+                }
+            }
+            let _ = write!(
+                h,
+                "<title>Links for {n}</title>\n</head>\n<body>\n<h1>Links for {n}</h1>\n",
                 n = escape(name)
             );
             for f in files {

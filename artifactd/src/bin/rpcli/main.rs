@@ -180,6 +180,21 @@ enum RepoCmd {
             hide_env_values = true
         )]
         upstream_token: Option<String>,
+        /// A virtual repo of these members, in order (comma-separated repo names).
+        #[arg(long, conflicts_with = "proxy", value_delimiter = ',')]
+        r#virtual: Vec<String>,
+        /// Hide upstream files younger than this (e.g. 7d) in a proxy or virtual repo.
+        #[arg(long)]
+        min_age: Option<String>,
+    },
+    /// Change settings: KEY=VALUE (overwrite, private, delete_empty, min_age, min_age_exempt,
+    /// block, allow_upstream, upload_to; lists comma-separated; an empty value clears).
+    Set {
+        /// PROVIDER/NAME.
+        target: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
     },
     /// Show settings, or set them with --overwrite/--private/--delete-empty.
     Settings {
@@ -441,12 +456,21 @@ fn run(cli: &Cli) -> Result<()> {
                     upstream_user,
                     upstream_password,
                     upstream_token,
+                    r#virtual,
+                    min_age,
                 },
         } => {
             let (provider, name) = target
                 .split_once('/')
                 .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))?;
             let mut body = json!({ "provider": provider, "name": name });
+            if !r#virtual.is_empty() {
+                body["kind"] = json!("virtual");
+                body["members"] = json!(r#virtual);
+            }
+            if let Some(m) = min_age {
+                body["settings"] = json!({ "min_age": m });
+            }
             if let Some(url) = proxy {
                 let mut upstream = json!({ "url": url });
                 for (k, v) in [
@@ -463,11 +487,53 @@ fn run(cli: &Cli) -> Result<()> {
                 body["upstream"] = upstream;
             }
             let r = c.json("POST", "/api/v1/repos", Some(&body))?;
-            let what = match r["upstream"]["url"].as_str() {
-                Some(url) => format!("a proxy of {url}"),
-                None => "a hosted repo".to_owned(),
+            let what = match (r["upstream"]["url"].as_str(), r["members"].as_array()) {
+                (Some(url), _) => format!("a proxy of {url}"),
+                (_, Some(m)) => format!(
+                    "a virtual repo of {}",
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "a hosted repo".to_owned(),
             };
             out(&r, format!("created {provider}/{name}, {what}"));
+        }
+        Cmd::Repo {
+            action: RepoCmd::Set { target, pairs },
+        } => {
+            let (provider, name) = target
+                .split_once('/')
+                .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))?;
+            let mut patch = serde_json::Map::new();
+            for pair in pairs {
+                let (k, v) = pair
+                    .split_once('=')
+                    .with_context(|| format!("{pair:?}: give settings as KEY=VALUE"))?;
+                let value = match k {
+                    "min_age_exempt" | "block" | "allow_upstream" => json!(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                    ),
+                    "private" | "delete_empty" => json!(
+                        v.parse::<bool>()
+                            .with_context(|| format!("{k} takes true or false"))?
+                    ),
+                    _ if v.is_empty() => Value::Null,
+                    _ => json!(v),
+                };
+                patch.insert(k.to_owned(), value);
+            }
+            let path = format!("/api/v1/repos/{}/{}/settings", enc(provider), enc(name));
+            let r = c.json("PUT", &path, Some(&Value::Object(patch)))?;
+            let shown: Vec<String> = r
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            out(&r, shown.join(" "));
         }
         Cmd::Repo {
             action:

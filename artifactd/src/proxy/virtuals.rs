@@ -1,0 +1,198 @@
+//! Virtual repos: one index over several repos of one provider (hosted and proxy members, in
+//! order), merged under the virtual's policy, with each download answered by the member the
+//! file comes from.
+
+use artifactd_plugin_api::{Listing, ProxyFormat, ProxyPath, ServeRequest};
+
+use super::policy::{self, Member, Origin};
+use super::{Env, Hosted, Proxies, RepoConfig, Served, cache, files};
+use crate::db::entities::repo;
+use crate::http::ApiError;
+
+/// A member as it stands: its row and configuration.
+struct Loaded {
+    row: repo::Model,
+    config: RepoConfig,
+}
+
+async fn members(env: Env<'_>, row: &repo::Model) -> Result<Vec<Loaded>, ApiError> {
+    let mut out = Vec::new();
+    for name in RepoConfig::of(row).members {
+        match env.db.repo(&row.provider, &name).await? {
+            Some(r) if r.kind != super::VIRTUAL => out.push(Loaded {
+                config: RepoConfig::of(&r),
+                row: r,
+            }),
+            _ => {
+                tracing::warn!(repo = %row.name, member = %name, "A virtual repo's member is missing.")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The mount URL of a sibling repo, from this repo's (`…/repo/<kind>/<name>/`).
+fn sibling_url(base_url: &str, this: &str, other: &str) -> String {
+    let root = base_url
+        .strip_suffix(&format!("{this}/"))
+        .unwrap_or(base_url);
+    format!("{root}{other}/")
+}
+
+/// What serving a virtual repo works with.
+struct Ctx<'a> {
+    proxies: &'a Proxies,
+    env: Env<'a>,
+    hosted: &'a dyn Hosted,
+    row: &'a repo::Model,
+    format: &'a dyn ProxyFormat,
+    base_url: &'a str,
+}
+
+/// Each member's listing of `project`, then merged.
+async fn merged(
+    cx: &Ctx<'_>,
+    loaded: &[Loaded],
+    project: &str,
+) -> Result<Option<Listing>, ApiError> {
+    let Ctx {
+        proxies,
+        env,
+        hosted,
+        row,
+        format,
+        base_url,
+    } = *cx;
+    let mut listings: Vec<Option<Listing>> = Vec::new();
+    for m in loaded {
+        let listing = match &m.config.upstream {
+            None => format.listing_of(&hosted.records(&m.row, project).await?),
+            Some(up) => match proxies.listing(env, &m.row, format, up, project).await {
+                Ok((l, _)) => l.map(|l| (*l).clone()),
+                Err(e) => {
+                    tracing::warn!(repo = %row.name, member = %m.row.name, project, error = %e.public_message(), "A proxy member has nothing for the virtual repo.");
+                    None
+                }
+            },
+        };
+        listings.push(listing);
+    }
+    let views: Vec<Member<'_>> = loaded
+        .iter()
+        .zip(&listings)
+        .map(|(m, l)| Member {
+            name: &m.row.name,
+            origin: if m.config.upstream.is_some() {
+                Origin::Upstream
+            } else {
+                Origin::Hosted
+            },
+            listing: l.as_ref(),
+            policy: &m.config.policy,
+            page_url: format!(
+                "{}{project}/",
+                sibling_url(base_url, &row.name, &m.row.name)
+            ),
+        })
+        .collect();
+    Ok(policy::merge(
+        project,
+        &views,
+        &RepoConfig::of(row).policy,
+        crate::db::now_millis(),
+    ))
+}
+
+pub(super) async fn serve(
+    proxies: &Proxies,
+    env: Env<'_>,
+    hosted: &dyn Hosted,
+    row: &repo::Model,
+    format: &dyn ProxyFormat,
+    base_url: &str,
+    req: &ServeRequest,
+) -> Result<Served, ApiError> {
+    let loaded = members(env, row).await?;
+    let cx = Ctx {
+        proxies,
+        env,
+        hosted,
+        row,
+        format,
+        base_url,
+    };
+    match format.classify(&req.path) {
+        ProxyPath::Root => {
+            let mut projects: Vec<(String, String)> = Vec::new();
+            for m in &loaded {
+                if m.config.upstream.is_some() {
+                    for e in cache::entries(env.db, m.row.id, "page:").await? {
+                        if let (200, Some(p)) = (e.status, e.key.strip_prefix("page:")) {
+                            projects.push((p.to_owned(), p.to_owned()));
+                        }
+                    }
+                } else {
+                    projects.extend(hosted.projects(&m.row).await?);
+                }
+            }
+            projects.sort();
+            projects.dedup_by(|a, b| a.0 == b.0);
+            Ok(Served::Render(format.render(req, None, &projects)?))
+        }
+        ProxyPath::Project(project) => {
+            let listing = merged(&cx, &loaded, &project).await?.ok_or_else(|| {
+                ApiError::not_found(format!("No member of this repo has {project:?}."))
+            })?;
+            Ok(Served::Render(format.render(req, Some(&listing), &[])?))
+        }
+        ProxyPath::File { project, filename } => {
+            let listing = merged(&cx, &loaded, &project).await?;
+            let origin = listing.as_ref().and_then(|l| {
+                l.files
+                    .iter()
+                    .find(|f| {
+                        f.filename == filename
+                            || f.companions
+                                .iter()
+                                .any(|(s, _)| format!("{}{s}", f.filename) == filename)
+                    })
+                    .and_then(|f| f.origin.clone())
+            });
+            let member = origin
+                .and_then(|o| loaded.iter().find(|m| m.row.name == o))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "This repo serves no file {filename:?} (no member has it, or its policy hides it)."
+                    ))
+                })?;
+            match &member.config.upstream {
+                None => {
+                    let mut r = ServeRequest::get(format!("files/{filename}"));
+                    r.method = req.method.clone();
+                    r.headers = req.headers.clone();
+                    let resp = hosted.serve(&member.row, r).await?;
+                    Ok(Served::Member(resp, member.row.name.clone()))
+                }
+                Some(up) => {
+                    files::serve(
+                        proxies,
+                        env,
+                        &member.row,
+                        format,
+                        up,
+                        &member.config.policy,
+                        &project,
+                        &filename,
+                    )
+                    .await
+                }
+            }
+        }
+        ProxyPath::Redirect(to) => Ok(Served::Render(
+            artifactd_plugin_api::ServeResponse::redirect(&format!("{base_url}{to}"), true)?,
+        )),
+        _ => Err(ApiError::not_found(
+            "There is nothing at this path of the virtual repo.",
+        )),
+    }
+}
