@@ -50,6 +50,10 @@ pub struct Args {
     /// Let anonymous clients upload (the seed's open behaviour, for a trusted network only).
     #[arg(long, env = "ARTIFACTD_ALLOW_ANONYMOUS_UPLOAD", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_anonymous_upload: bool,
+    /// Repos declared in a TOML file (`[[repo]]` tables: provider, name, kind, upstream,
+    /// members, settings), applied at every start; applying the same file again changes nothing.
+    #[arg(long, env = "ARTIFACTD_REPOS_FILE")]
+    pub repos_file: Option<PathBuf>,
     /// The bootstrap admin token (stored hashed on start).
     #[arg(long, env = "ARTIFACTD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -151,6 +155,8 @@ pub struct Config {
     pub allow_anonymous_upload: bool,
     /// The bootstrap admin token.
     pub admin_token: Option<String>,
+    /// Repos declared in a file, applied at start.
+    pub repos_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -235,6 +241,7 @@ impl Config {
             debug: args.debug,
             allow_anonymous_upload: args.allow_anonymous_upload,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+            repos_file: args.repos_file.clone(),
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod db;
 pub mod gc;
 pub mod http;
 pub mod proxy;
+pub mod repo_spec;
 mod s3;
 pub mod server;
 pub mod signer;

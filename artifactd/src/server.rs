@@ -36,6 +36,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The repos file cannot be read or applied.
+    #[error("--repos-file/ARTIFACTD_REPOS_FILE: {0}")]
+    ReposFile(String),
     /// The HTTP client for proxy upstreams cannot be built.
     #[error("cannot set up the HTTP client for proxy upstreams")]
     Http(#[source] reqwest::Error),
@@ -91,6 +94,13 @@ impl ServerBuilder {
             tracing::warn!(
                 "Anonymous uploads are allowed (--allow-anonymous-upload): anyone who reaches this server can publish packages."
             );
+        }
+        if let Some(path) = &config.repos_file {
+            let specs = crate::repo_spec::read_file(path).map_err(StartError::ReposFile)?;
+            let done = crate::repo_spec::apply_file(&registry, &db, &specs)
+                .await
+                .map_err(|e| StartError::ReposFile(format!("{}: {e}", path.display())))?;
+            tracing::info!(file = %path.display(), "Repos file applied: {done}.");
         }
         let blobs = BlobStore::open(&config.blobs).await?;
         let listener =

@@ -245,3 +245,114 @@ fn cooldown_and_block_lists_hide_fresh_and_blocked_releases() {
     );
     assert_eq!(versions(&s, "/repo/pypi/all/fresh-pkg/"), ["1.0"]);
 }
+
+#[test]
+fn a_repos_file_declares_repos_and_applying_it_again_changes_nothing() {
+    let up = Server::start();
+    upload(&up, "pypi", &Dist::new("public-lib", "1.0").wheel());
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("repos.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+# The virtual comes first here; members are applied before the repos that name them.
+[[repo]]
+provider = "pypi"
+name = "all"
+kind = "virtual"
+members = ["team", "pypi-org"]
+[repo.settings]
+min_age = "7d"
+allow_upstream = ["Shared_Lib"]
+
+[[repo]]
+provider = "pypi"
+name = "team"
+[repo.settings]
+overwrite = "allow"
+
+[[repo]]
+provider = "pypi"
+name = "pypi-org"
+kind = "proxy"
+[repo.upstream]
+url = "{}"
+ttl = "5m"
+"#,
+            up.url("/repo/pypi/pypi/simple/")
+        ),
+    )
+    .expect("repos file");
+    let mut s = Server::start_with(
+        artifactd_tests::Options::default()
+            .arg("--repos-file")
+            .arg(file.display().to_string()),
+    );
+    let get = |s: &Server, name: &str| {
+        s.get_as(Some(&s.token), &format!("/api/v1/repos/pypi/{name}"))
+            .json()
+    };
+    let all = get(&s, "all");
+    assert_eq!(all["kind"], "virtual");
+    assert_eq!(all["members"], serde_json::json!(["team", "pypi-org"]));
+    assert_eq!(all["settings"]["min_age"], "7d");
+    assert_eq!(
+        all["settings"]["allow_upstream"],
+        serde_json::json!(["shared-lib"])
+    );
+    assert_eq!(get(&s, "pypi-org")["upstream"]["ttl"], "300s");
+    assert_eq!(get(&s, "team")["settings"]["overwrite"], "allow");
+    assert!(
+        s.log()
+            .contains("3 repo(s) created or changed, 0 unchanged"),
+        "{}",
+        s.log()
+    );
+    // Through the declared virtual: the public project (exempt from nothing, but old enough? no
+    // upload is 7 days old here, so the cooldown hides it).
+    assert_eq!(
+        versions(&s, "/repo/pypi/all/public-lib/"),
+        Vec::<String>::new()
+    );
+    // Again: nothing changes.
+    s.restart();
+    assert!(
+        s.log()
+            .contains("0 repo(s) created or changed, 3 unchanged"),
+        "{}",
+        s.log()
+    );
+    // A file that cannot be applied stops the server at start, naming the repo.
+    std::fs::write(
+        &file,
+        "[[repo]]\nprovider = \"pypi\"\nname = \"x\"\nkind = \"mirror\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("artifactd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--repos-file")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("repo pypi/x") && err.contains("Unknown repo kind \"mirror\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_ui_shows_a_virtual_repo_with_its_members() {
+    let s = Server::start();
+    upload(&s, "team", &Dist::new("ui-lib", "1.0").wheel());
+    rpcli(&s, &["repo", "create", "pypi/all", "--virtual", "team"]);
+    let page = s.get("/ui/pypi/all/").text().replace("&#x2f;", "/");
+    assert!(page.contains(">virtual</span>"), "{page}");
+    assert!(
+        page.contains("<a href=\"/ui/pypi/team/\">team</a>"),
+        "{page}"
+    );
+}

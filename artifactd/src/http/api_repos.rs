@@ -15,6 +15,7 @@ use super::{ApiError, AppState, validate_repo_name};
 use crate::auth::{Auth, Scope};
 use crate::db::entities::repo;
 use crate::db::settings_of;
+use crate::repo_spec::RepoSpec;
 
 fn settings_json(s: &RepoSettings, row: &repo::Model) -> Value {
     let mut v = json!({
@@ -67,21 +68,22 @@ pub(super) async fn put_settings(
     let row = st.inner.db.repo_or_create(&provider, &name).await?;
     let mut settings = settings_of(&row);
     let mut config = crate::proxy::RepoConfig::of(&row);
-    let (policy, rest): (
-        serde_json::Map<String, Value>,
-        serde_json::Map<String, Value>,
-    ) = patch
-        .into_iter()
-        .partition(|(k, _)| crate::proxy::settings::KEYS.contains(&k.as_str()));
-    apply_settings(&mut settings, &rest)?;
-    let p = st.inner.registry.get(&provider)?.clone();
-    crate::proxy::settings::apply(&mut config, &row.kind, &policy, &|n| p.package_key(n))
-        .map_err(ApiError::bad_request)?;
+    crate::repo_spec::apply_patch(
+        &st.inner.registry,
+        &provider,
+        &row.kind,
+        &mut settings,
+        &mut config,
+        &patch,
+    )?;
+    let policy = patch
+        .keys()
+        .any(|k| crate::proxy::settings::KEYS.contains(&k.as_str()));
     let generation = row.generation;
     let mut am = row.into_active_model();
     am.settings =
         Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
-    if !policy.is_empty() {
+    if policy {
         am.config = Set(Some(
             serde_json::to_string(&config).map_err(|e| ApiError::internal("settings", e))?,
         ));
@@ -142,122 +144,12 @@ pub(super) async fn list_repos(
     Ok(Json(json!({ "repos": repos })).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewRepo {
-    provider: String,
-    name: String,
-    /// `hosted` (the default), `proxy` or `virtual`.
-    #[serde(default)]
-    kind: Option<String>,
-    /// A proxy's upstream.
-    #[serde(default)]
-    upstream: Option<Value>,
-    /// A virtual repo's members, in order.
-    #[serde(default)]
-    members: Option<Vec<String>>,
-    #[serde(default)]
-    settings: serde_json::Map<String, Value>,
-}
-
-/// The kind and configuration a new repo asks for.
-async fn kind_of(
-    st: &AppState,
-    req: &NewRepo,
-) -> Result<(String, crate::proxy::RepoConfig), ApiError> {
-    use crate::proxy::{KIND, RepoConfig, VIRTUAL};
-    let kind = req.kind.as_deref().unwrap_or("hosted");
-    if req.upstream.is_some() && kind != KIND {
-        return Err(ApiError::bad_request(
-            "Only a proxy repo has an upstream; say \"kind\": \"proxy\".",
-        ));
-    }
-    if req.members.is_some() && kind != VIRTUAL {
-        return Err(ApiError::bad_request(
-            "Only a virtual repo has members; say \"kind\": \"virtual\".",
-        ));
-    }
-    let provider = st.inner.registry.get(&req.provider)?;
-    if kind != "hosted" && provider.proxy().is_none() {
-        return Err(ApiError::bad_request(format!(
-            "The {} provider offers no {kind} repos.",
-            req.provider
-        )));
-    }
-    let mut config = RepoConfig::default();
-    match kind {
-        "hosted" => {}
-        KIND => {
-            let up = req
-                .upstream
-                .as_ref()
-                .ok_or_else(|| ApiError::bad_request("A proxy repo needs an \"upstream\"."))?;
-            config.upstream =
-                Some(crate::proxy::Upstream::from_json(up).map_err(ApiError::bad_request)?);
-        }
-        VIRTUAL => {
-            let members = req.members.clone().unwrap_or_default();
-            if members.is_empty() || members.len() > 32 {
-                return Err(ApiError::bad_request(
-                    "A virtual repo needs 1 to 32 \"members\".",
-                ));
-            }
-            for m in &members {
-                validate_repo_name(m)?;
-                match st.inner.db.repo(&req.provider, m).await? {
-                    Some(r) if r.kind != VIRTUAL => {}
-                    Some(_) => {
-                        return Err(ApiError::bad_request(format!(
-                            "The member {m:?} is a virtual repo; members are hosted or proxy repos."
-                        )));
-                    }
-                    None => {
-                        return Err(ApiError::bad_request(format!(
-                            "There is no {} repo named {m:?} to be a member.",
-                            req.provider
-                        )));
-                    }
-                }
-            }
-            config.members = members;
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Unknown repo kind {other:?}: use \"hosted\", \"proxy\" or \"virtual\"."
-            )));
-        }
-    }
-    Ok((kind.to_owned(), config))
-}
-
-/// Applies a settings patch (`overwrite`: deny|allow, `private`, `delete_empty`).
-fn apply_settings(
-    settings: &mut RepoSettings,
-    patch: &serde_json::Map<String, Value>,
-) -> Result<(), ApiError> {
-    for (k, v) in patch {
-        match (k.as_str(), v) {
-            ("overwrite", Value::String(s)) if s == "allow" || s == "deny" => {
-                settings.overwrite = s == "allow"
-            }
-            ("private", Value::Bool(b)) => settings.private = *b,
-            ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false)."
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 pub(super) async fn create_repo(
     State(st): State<AppState>,
     Extension(a): Extension<Auth>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let req: NewRepo = parse(&body)?;
+    let req: RepoSpec = parse(&body)?;
     st.inner.registry.get(&req.provider)?;
     validate_repo_name(&req.name)?;
     st.authorize(&a, Some((&req.provider, &req.name)), false, Scope::Admin)?;
@@ -267,36 +159,14 @@ pub(super) async fn create_repo(
             format!("The repo {}/{} exists already.", req.provider, req.name),
         ));
     }
-    let (kind, mut config) = kind_of(&st, &req).await?;
-    let mut settings = RepoSettings::default();
-    let (policy, rest): (
-        serde_json::Map<String, Value>,
-        serde_json::Map<String, Value>,
-    ) = req
-        .settings
-        .clone()
-        .into_iter()
-        .partition(|(k, _)| crate::proxy::settings::KEYS.contains(&k.as_str()));
-    apply_settings(&mut settings, &rest)?;
-    let p = st.inner.registry.get(&req.provider)?.clone();
-    crate::proxy::settings::apply(&mut config, &kind, &policy, &|n| p.package_key(n))
-        .map_err(ApiError::bad_request)?;
-    let row = st.inner.db.repo_or_create(&req.provider, &req.name).await?;
-    let mut am = row.into_active_model();
-    am.settings =
-        Set(serde_json::to_string(&settings).map_err(|e| ApiError::internal("settings", e))?);
-    am.config = Set((kind != "hosted")
-        .then(|| serde_json::to_string(&config))
-        .transpose()
-        .map_err(|e| ApiError::internal("repo configuration", e))?);
-    am.kind = Set(kind);
-    let row = am.update(st.inner.db.conn()).await?;
-    st.inner.db.repos_changed();
+    let resolved = req.resolve(&st.inner.registry, &st.inner.db).await?;
+    let (row, _) =
+        crate::repo_spec::write(&st.inner.db, &req.provider, &req.name, &resolved).await?;
     st.audit(
         &a,
         "repo-create",
         Some((&req.provider, &req.name)),
-        json!({ "kind": row.kind, "settings": settings_json(&settings, &row) }),
+        json!({ "kind": row.kind, "settings": settings_json(&resolved.settings, &row) }),
     )
     .await;
     Ok((

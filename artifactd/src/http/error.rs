@@ -116,6 +116,16 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+impl From<crate::repo_spec::SpecError> for ApiError {
+    fn from(e: crate::repo_spec::SpecError) -> Self {
+        match e {
+            crate::repo_spec::SpecError::Invalid(s) => Self::bad_request(s),
+            crate::repo_spec::SpecError::Registry(e) => e.into(),
+            crate::repo_spec::SpecError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         if crate::db::unreachable(&e) {

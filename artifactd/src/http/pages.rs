@@ -378,13 +378,15 @@ pub async fn repo_page(
             .map(|(s, n)| context! { href => format!("{}-/{}/", repo_href(&kind, &name), url_segment(&s)), name => s, files => n })
             .collect();
         let (_, can_admin) = rights(&st, &auth, &row);
+        let members = (row.kind == crate::proxy::VIRTUAL)
+            .then(|| crate::proxy::RepoConfig::of(&row).members);
         let proxy = crate::proxy::summary(&st.inner.db, &row).await?.map(|p| {
             context! { upstream => p.upstream, files => p.files, size => human_size(p.size), projects => p.projects }
         });
         st.inner.pages.render(
             "repo.html",
             context! {
-                kind, name, q, packages, scopes, can_admin, proxy,
+                kind, name, q, packages, scopes, can_admin, proxy, members,
                 repo_kind => row.kind.clone(),
                 scope_label => view.scope_label,
                 setup => Value::from(minijinja::value::Serde(&view.setup)),
