@@ -199,6 +199,40 @@ pub(crate) fn pypi(
         format!("p99 {p99:.2} ms"),
     );
 
+    // A proxy of the hosted repo (on the same server) and a virtual repo over both: cached
+    // pages against the hosted page.
+    for (name, body) in [
+        (
+            "px",
+            serde_json::json!({ "provider": "pypi", "name": "px", "kind": "proxy",
+                "upstream": { "url": s.url("/repo/pypi/seq/simple/"), "ttl": "1h" } }),
+        ),
+        (
+            "vt",
+            serde_json::json!({ "provider": "pypi", "name": "vt", "kind": "virtual", "members": ["seq", "px"] }),
+        ),
+    ] {
+        let r = s.json_as("POST", Some(&s.token), "/api/v1/repos", &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let path = format!("/repo/pypi/{name}/simple/{project}/");
+        assert_eq!(s.get(&path).status, 200, "{path}");
+        let (rps, p99, bad) = wrk(&s.url(&path), cfg.secs, &[html]);
+        let what = if name == "px" {
+            "project page (proxy, cached)"
+        } else {
+            "project page (virtual)"
+        };
+        rep.add(
+            "read",
+            what,
+            n,
+            "artifactd",
+            rps,
+            "req/s",
+            format!("p99 {p99:.2} ms, {bad} non-2xx"),
+        );
+    }
+
     // uv pip install of 20 packages into a fresh venv, against artifactd and the static tree.
     let wanted: Vec<&String> = data.projects.iter().take(20).collect();
     for (subject, index) in [

@@ -95,6 +95,18 @@ pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
                 format!("{p99:.2} ms vs {p99n:.2} ms"),
             );
         }
+        let hosted = rep
+            .get("read", "project page", n, "artifactd")
+            .unwrap_or(f64::NAN);
+        for page in ["project page (proxy, cached)", "project page (virtual)"] {
+            if let Some(v) = rep.get("read", page, n, "artifactd") {
+                rep.check(
+                    format!("{page} N={n}: >= 90% of the hosted page"),
+                    v >= 0.9 * hosted,
+                    format!("{:.0}%", 100.0 * v / hosted),
+                );
+            }
+        }
         let ours = rep
             .get("publish", "add 1 package and republish", n, "artifactd")
             .unwrap_or(f64::NAN);

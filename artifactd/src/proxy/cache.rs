@@ -168,3 +168,83 @@ impl KeyLocks {
         lock.lock_owned().await
     }
 }
+
+/// Pages this node rendered, by (repo, path, `Accept`), with the token of what they were made
+/// from (generations and fetch times): served again while the token is the same.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pages: Mutex<HashMap<(i64, String, String), (Vec<i64>, artifactd_plugin_api::ServeResponse)>>,
+}
+
+/// At most this many rendered pages are kept per node.
+const MAX_RENDERED: usize = 4096;
+
+impl Rendered {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<(i64, String, String), (Vec<i64>, artifactd_plugin_api::ServeResponse)>,
+    > {
+        self.pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The page rendered from `token`, if any.
+    pub fn get(
+        &self,
+        key: &(i64, String, String),
+        token: &[i64],
+    ) -> Option<artifactd_plugin_api::ServeResponse> {
+        self.lock()
+            .get(key)
+            .filter(|(t, _)| t == token)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Keeps a rendered page.
+    pub fn put(
+        &self,
+        key: (i64, String, String),
+        token: Vec<i64>,
+        resp: artifactd_plugin_api::ServeResponse,
+    ) {
+        let mut pages = self.lock();
+        if pages.len() >= MAX_RENDERED {
+            pages.clear();
+        }
+        pages.insert(key, (token, resp));
+    }
+}
+
+/// Hosted members' listings for virtual repos, by (repo, project), valid for one generation.
+#[derive(Debug, Default)]
+pub struct HostedListings {
+    known: Mutex<HashMap<(i64, String), (i64, Option<Arc<Listing>>)>>,
+}
+
+impl HostedListings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), (i64, Option<Arc<Listing>>)>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The listing read at `generation`, if this node has it.
+    pub fn get(&self, repo_id: i64, project: &str, generation: i64) -> Option<Option<Arc<Listing>>> {
+        self.lock()
+            .get(&(repo_id, project.to_owned()))
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// Keeps a listing read at `generation`.
+    pub fn put(&self, repo_id: i64, project: &str, generation: i64, listing: Option<Arc<Listing>>) {
+        let mut map = self.lock();
+        if map.len() >= MAX_LISTINGS {
+            map.clear();
+        }
+        map.insert((repo_id, project.to_owned()), (generation, listing));
+    }
+}

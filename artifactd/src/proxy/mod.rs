@@ -109,6 +109,8 @@ pub struct Proxies {
     client: Client,
     listings: cache::Listings,
     locks: cache::KeyLocks,
+    rendered: cache::Rendered,
+    hosted: cache::HostedListings,
 }
 
 /// What a proxied read needs of the server.
@@ -164,6 +166,8 @@ impl Proxies {
             client: Client::new()?,
             listings: cache::Listings::default(),
             locks: cache::KeyLocks::default(),
+            rendered: cache::Rendered::default(),
+            hosted: cache::HostedListings::default(),
         })
     }
 
@@ -226,9 +230,21 @@ impl Proxies {
                         "The upstream has no project {project:?}."
                     )));
                 };
+                // Rendered once per fetched listing (and settings: the generation).
+                let known = self.listings.get(row.id, &project).map_or(0, |k| k.fetched_at);
+                let key = render_key(row.id, req);
+                let token = vec![row.generation, known];
+                if fresh == Freshness::Hit
+                    && let Some(resp) = self.rendered.get(&key, &token)
+                {
+                    return Ok(Served::Render(resp));
+                }
                 let listing = own_policy(row, &config.policy, &project, &listing, base_url);
-                let resp = format.render(req, Some(&listing), &[])?;
-                Ok(Served::Render(mark(resp, &fresh)))
+                let resp = mark(format.render(req, Some(&listing), &[])?, &fresh);
+                if fresh == Freshness::Hit {
+                    self.rendered.put(key, token, resp.clone());
+                }
+                Ok(Served::Render(resp))
             }
             ProxyPath::File { project, filename } => {
                 files::serve(
@@ -433,6 +449,16 @@ impl Proxies {
             .map(Some)
             .map_err(|e| FetchError::Invalid(format!("the page of {project} at {url}: {e}")))
     }
+}
+
+/// What a rendered page depends on besides its listings: the repo, the path, the `Accept`.
+fn render_key(repo_id: i64, req: &ServeRequest) -> (i64, String, String) {
+    let accept = req
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (repo_id, req.path.clone(), accept.to_owned())
 }
 
 /// A proxy's listing as its own policy (cooldown, block list) lets it through.

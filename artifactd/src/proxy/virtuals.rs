@@ -2,6 +2,8 @@
 //! order), merged under the virtual's policy, with each download answered by the member the
 //! file comes from.
 
+use std::sync::Arc;
+
 use artifactd_plugin_api::{Listing, ProxyFormat, ProxyPath, ServeRequest};
 
 use super::policy::{self, Member, Origin};
@@ -18,7 +20,7 @@ struct Loaded {
 async fn members(env: Env<'_>, row: &repo::Model) -> Result<Vec<Loaded>, ApiError> {
     let mut out = Vec::new();
     for name in RepoConfig::of(row).members {
-        match env.db.repo(&row.provider, &name).await? {
+        match env.db.repo_for_read(&row.provider, &name).await? {
             Some(r) if r.kind != super::VIRTUAL => out.push(Loaded {
                 config: RepoConfig::of(&r),
                 row: r,
@@ -49,37 +51,73 @@ struct Ctx<'a> {
     base_url: &'a str,
 }
 
-/// Each member's listing of `project`, then merged.
-async fn merged(
+/// Each member's listing of `project`, and the token of what they were made from.
+async fn gather(
     cx: &Ctx<'_>,
     loaded: &[Loaded],
     project: &str,
-) -> Result<Option<Listing>, ApiError> {
+) -> Result<(Vec<Option<Arc<Listing>>>, Vec<i64>), ApiError> {
     let Ctx {
         proxies,
         env,
         hosted,
         row,
         format,
-        base_url,
+        base_url: _,
     } = *cx;
-    let mut listings: Vec<Option<Listing>> = Vec::new();
+    let mut listings: Vec<Option<Arc<Listing>>> = Vec::new();
+    let mut token = vec![row.generation];
     for m in loaded {
         let listing = match &m.config.upstream {
-            None => format.listing_of(&hosted.records(&m.row, project).await?),
+            None => {
+                token.push(m.row.generation);
+                match proxies.hosted.get(m.row.id, project, m.row.generation) {
+                    Some(l) => l,
+                    None => {
+                        let l = format
+                            .listing_of(&hosted.records(&m.row, project).await?)
+                            .map(Arc::new);
+                        proxies
+                            .hosted
+                            .put(m.row.id, project, m.row.generation, l.clone());
+                        l
+                    }
+                }
+            }
             Some(up) => match proxies.listing(env, &m.row, format, up, project).await {
-                Ok((l, _)) => l.map(|l| (*l).clone()),
+                Ok((l, _)) => {
+                    token.push(m.row.generation);
+                    token.push(
+                        proxies
+                            .listings
+                            .get(m.row.id, project)
+                            .map_or(0, |k| k.fetched_at),
+                    );
+                    l
+                }
                 Err(e) => {
                     tracing::warn!(repo = %row.name, member = %m.row.name, project, error = %e.public_message(), "A proxy member has nothing for the virtual repo.");
+                    token.push(-1);
                     None
                 }
             },
         };
         listings.push(listing);
     }
+    Ok((listings, token))
+}
+
+/// The members' listings of `project` merged under the virtual's policy.
+fn merge_listings(
+    cx: &Ctx<'_>,
+    loaded: &[Loaded],
+    listings: &[Option<Arc<Listing>>],
+    project: &str,
+) -> Option<Listing> {
+    let Ctx { row, base_url, .. } = *cx;
     let views: Vec<Member<'_>> = loaded
         .iter()
-        .zip(&listings)
+        .zip(listings)
         .map(|(m, l)| Member {
             name: &m.row.name,
             origin: if m.config.upstream.is_some() {
@@ -87,7 +125,7 @@ async fn merged(
             } else {
                 Origin::Hosted
             },
-            listing: l.as_ref(),
+            listing: l.as_deref(),
             policy: &m.config.policy,
             page_url: format!(
                 "{}{project}/",
@@ -95,12 +133,22 @@ async fn merged(
             ),
         })
         .collect();
-    Ok(policy::merge(
+    policy::merge(
         project,
         &views,
         &RepoConfig::of(row).policy,
         crate::db::now_millis(),
-    ))
+    )
+}
+
+/// Each member's listing of `project`, merged.
+async fn merged(
+    cx: &Ctx<'_>,
+    loaded: &[Loaded],
+    project: &str,
+) -> Result<Option<Listing>, ApiError> {
+    let (listings, _) = gather(cx, loaded, project).await?;
+    Ok(merge_listings(cx, loaded, &listings, project))
 }
 
 pub(super) async fn serve(
@@ -140,10 +188,17 @@ pub(super) async fn serve(
             Ok(Served::Render(format.render(req, None, &projects)?))
         }
         ProxyPath::Project(project) => {
-            let listing = merged(&cx, &loaded, &project).await?.ok_or_else(|| {
+            let (listings, token) = gather(&cx, &loaded, &project).await?;
+            let key = super::render_key(row.id, req);
+            if let Some(resp) = proxies.rendered.get(&key, &token) {
+                return Ok(Served::Render(resp));
+            }
+            let listing = merge_listings(&cx, &loaded, &listings, &project).ok_or_else(|| {
                 ApiError::not_found(format!("No member of this repo has {project:?}."))
             })?;
-            Ok(Served::Render(format.render(req, Some(&listing), &[])?))
+            let resp = format.render(req, Some(&listing), &[])?;
+            proxies.rendered.put(key, token, resp.clone());
+            Ok(Served::Render(resp))
         }
         ProxyPath::File { project, filename } => {
             let listing = merged(&cx, &loaded, &project).await?;
