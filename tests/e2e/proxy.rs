@@ -358,3 +358,44 @@ fn the_ui_shows_a_proxy_with_its_upstream_and_cache() {
     let home = s.get("/api/v1/repos").json();
     assert_eq!(home["repos"][0]["kind"], "proxy", "{home}");
 }
+
+#[test]
+fn two_nodes_share_the_proxy_cache() {
+    use artifactd_tests::{Backend, Options, S3Server, backends, fresh_database};
+    let Some(backend) = backends().into_iter().find(|b| *b != Backend::Sqlite) else {
+        eprintln!("no network database: the shared-cache test needs MariaDB or PostgreSQL");
+        return;
+    };
+    let url = fresh_database(backend).expect("database url");
+    let s3 = S3Server::start();
+    let bucket = s3.url("proxy-cache");
+    let node = || {
+        Server::start_with(
+            Options::default()
+                .arg("--database")
+                .arg(&url)
+                .env("S3_URL", &bucket),
+        )
+    };
+    let (a, b) = (node(), node());
+    let mut up = Server::start();
+    let (f, bytes) = Dist::new("shared-cache", "1.0").wheel();
+    upload(&up, "team", &(f.clone(), bytes.clone()));
+    proxy(
+        &a,
+        "up",
+        serde_json::json!({ "url": up.url("/repo/pypi/team/simple/") }),
+    );
+    // Node A fetches; the upstream goes away; node B serves the page and the file.
+    assert_eq!(a.get(&format!("/repo/pypi/up/files/{f}")).body, bytes);
+    up.stop();
+    let page = b.get("/repo/pypi/up/shared-cache/");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains(&f), "{}", page.text());
+    let file = b.get(&format!("/repo/pypi/up/files/{f}"));
+    assert_eq!(
+        (file.status, file.header("x-artifactd-cache")),
+        (200, Some("hit"))
+    );
+    assert_eq!(file.body, bytes);
+}

@@ -225,14 +225,21 @@ pub struct HostedListings {
 }
 
 impl HostedListings {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), (i64, Option<Arc<Listing>>)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(i64, String), (i64, Option<Arc<Listing>>)>> {
         self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The listing read at `generation`, if this node has it.
-    pub fn get(&self, repo_id: i64, project: &str, generation: i64) -> Option<Option<Arc<Listing>>> {
+    pub fn get(
+        &self,
+        repo_id: i64,
+        project: &str,
+        generation: i64,
+    ) -> Option<Option<Arc<Listing>>> {
         self.lock()
             .get(&(repo_id, project.to_owned()))
             .filter(|(g, _)| *g == generation)

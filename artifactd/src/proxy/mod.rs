@@ -231,7 +231,10 @@ impl Proxies {
                     )));
                 };
                 // Rendered once per fetched listing (and settings: the generation).
-                let known = self.listings.get(row.id, &project).map_or(0, |k| k.fetched_at);
+                let known = self
+                    .listings
+                    .get(row.id, &project)
+                    .map_or(0, |k| k.fetched_at);
                 let key = render_key(row.id, req);
                 let token = vec![row.generation, known];
                 if fresh == Freshness::Hit
