@@ -88,6 +88,26 @@ pub async fn store(
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(key.to_owned()))
 }
 
+/// The projects a proxy has fetched pages of: (key, name).
+///
+/// # Errors
+/// Database failures.
+pub async fn cached_projects(
+    db: &Db,
+    repo_id: i64,
+) -> Result<Vec<(String, String)>, sea_orm::DbErr> {
+    Ok(entries(db, repo_id, "page:")
+        .await?
+        .into_iter()
+        .filter(|e| e.status == 200)
+        .filter_map(|e| {
+            e.key
+                .strip_prefix("page:")
+                .map(|p| (p.to_owned(), p.to_owned()))
+        })
+        .collect())
+}
+
 /// Every entry of a repo whose key starts with `prefix`.
 ///
 /// # Errors
@@ -169,34 +189,30 @@ impl KeyLocks {
     }
 }
 
+/// A rendered page's key: (repo, path, `Accept`).
+pub type PageKey = (i64, String, String);
+/// A rendered page and the token of what it was made from.
+type RenderedPage = (Vec<i64>, artifactd_plugin_api::ServeResponse);
+
 /// Pages this node rendered, by (repo, path, `Accept`), with the token of what they were made
 /// from (generations and fetch times): served again while the token is the same.
 #[derive(Debug, Default)]
 pub struct Rendered {
-    pages: Mutex<HashMap<(i64, String, String), (Vec<i64>, artifactd_plugin_api::ServeResponse)>>,
+    pages: Mutex<HashMap<PageKey, RenderedPage>>,
 }
 
 /// At most this many rendered pages are kept per node.
 const MAX_RENDERED: usize = 4096;
 
 impl Rendered {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<(i64, String, String), (Vec<i64>, artifactd_plugin_api::ServeResponse)>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, RenderedPage>> {
         self.pages
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The page rendered from `token`, if any.
-    pub fn get(
-        &self,
-        key: &(i64, String, String),
-        token: &[i64],
-    ) -> Option<artifactd_plugin_api::ServeResponse> {
+    pub fn get(&self, key: &PageKey, token: &[i64]) -> Option<artifactd_plugin_api::ServeResponse> {
         self.lock()
             .get(key)
             .filter(|(t, _)| t == token)
@@ -204,12 +220,7 @@ impl Rendered {
     }
 
     /// Keeps a rendered page.
-    pub fn put(
-        &self,
-        key: (i64, String, String),
-        token: Vec<i64>,
-        resp: artifactd_plugin_api::ServeResponse,
-    ) {
+    pub fn put(&self, key: PageKey, token: Vec<i64>, resp: artifactd_plugin_api::ServeResponse) {
         let mut pages = self.lock();
         if pages.len() >= MAX_RENDERED {
             pages.clear();
@@ -218,16 +229,17 @@ impl Rendered {
     }
 }
 
+/// A hosted listing and the generation it was read at.
+type AtGeneration = (i64, Option<Arc<Listing>>);
+
 /// Hosted members' listings for virtual repos, by (repo, project), valid for one generation.
 #[derive(Debug, Default)]
 pub struct HostedListings {
-    known: Mutex<HashMap<(i64, String), (i64, Option<Arc<Listing>>)>>,
+    known: Mutex<HashMap<(i64, String), AtGeneration>>,
 }
 
 impl HostedListings {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(i64, String), (i64, Option<Arc<Listing>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), AtGeneration>> {
         self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -212,14 +212,7 @@ impl Proxies {
         };
         match format.classify(&req.path) {
             ProxyPath::Root => {
-                let mut projects: Vec<(String, String)> = Vec::new();
-                for e in cache::entries(env.db, row.id, "page:").await? {
-                    if e.status == 200
-                        && let Some(p) = e.key.strip_prefix("page:")
-                    {
-                        projects.push((p.to_owned(), p.to_owned()));
-                    }
-                }
+                let mut projects = cache::cached_projects(env.db, row.id).await?;
                 projects.sort();
                 Ok(Served::Render(format.render(req, None, &projects)?))
             }

@@ -174,11 +174,7 @@ pub(super) async fn serve(
             let mut projects: Vec<(String, String)> = Vec::new();
             for m in &loaded {
                 if m.config.upstream.is_some() {
-                    for e in cache::entries(env.db, m.row.id, "page:").await? {
-                        if let (200, Some(p)) = (e.status, e.key.strip_prefix("page:")) {
-                            projects.push((p.to_owned(), p.to_owned()));
-                        }
-                    }
+                    projects.extend(cache::cached_projects(env.db, m.row.id).await?);
                 } else {
                     projects.extend(hosted.projects(&m.row).await?);
                 }

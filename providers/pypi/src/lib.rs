@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::http::header::{ACCEPT, CACHE_CONTROL, ETAG, VARY};
-use artifactd_plugin_api::http::{HeaderValue, Method, StatusCode};
+use artifactd_plugin_api::http::{HeaderValue, Method};
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::serde_json::{Value, json};
 use artifactd_plugin_api::ui::{FileView, RepoView};
@@ -77,12 +77,7 @@ impl PypiProvider {
     ) -> Result<ServeResponse> {
         let accept = req.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
         let Some(format) = negotiate(accept) else {
-            return Ok(ServeResponse::bytes(
-                "text/plain; charset=utf-8",
-                "None of the offered formats is acceptable: application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html, text/html.\n",
-            )
-            .with_status(StatusCode::NOT_ACCEPTABLE)
-            .with_header(VARY, HeaderValue::from_static("Accept")));
+            return Ok(crate::negotiate::not_acceptable());
         };
         let generation = cx.catalog.generation().await?;
         // The relative file links depend on where the page is served.

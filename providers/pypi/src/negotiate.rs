@@ -1,5 +1,16 @@
 //! `Accept` negotiation between the simple API's formats (PEP 691), by real q-values.
 
+/// The answer when no offered format is acceptable.
+pub fn not_acceptable() -> artifactd_plugin_api::ServeResponse {
+    use artifactd_plugin_api::http::{HeaderValue, StatusCode, header::VARY};
+    artifactd_plugin_api::ServeResponse::bytes(
+        "text/plain; charset=utf-8",
+        "None of the offered formats is acceptable: application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html, text/html.\n",
+    )
+    .with_status(StatusCode::NOT_ACCEPTABLE)
+    .with_header(VARY, HeaderValue::from_static("Accept"))
+}
+
 /// The formats of the simple API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -2,8 +2,8 @@
 //! upstream's PEP 691 JSON or PEP 503 HTML read into a [`Listing`], and listings rendered like
 //! hosted pages.
 
+use artifactd_plugin_api::http::HeaderValue;
 use artifactd_plugin_api::http::header::{ACCEPT, CACHE_CONTROL, VARY};
-use artifactd_plugin_api::http::{HeaderValue, StatusCode};
 use artifactd_plugin_api::serde_json::{Map, Value};
 use artifactd_plugin_api::{
     Error, FileRecord, ListedFile, Listing, ProxyFormat, ProxyPath, Result, ServeRequest,
@@ -337,12 +337,7 @@ impl ProxyFormat for PypiProxy {
     ) -> Result<ServeResponse> {
         let accept = req.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
         let Some(format) = negotiate(accept) else {
-            return Ok(ServeResponse::bytes(
-                "text/plain; charset=utf-8",
-                "None of the offered formats is acceptable: application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html, text/html.\n",
-            )
-            .with_status(StatusCode::NOT_ACCEPTABLE)
-            .with_header(VARY, HeaderValue::from_static("Accept")));
+            return Ok(crate::negotiate::not_acceptable());
         };
         let prefix = if req.path.starts_with("simple/") {
             "../../files/"

@@ -5,6 +5,7 @@ use artifactd_plugin_api::testing::{Kit, Sample, TestHost, conformance};
 
 use super::*;
 use crate::testing::Dist;
+use artifactd_plugin_api::http::StatusCode;
 use artifactd_plugin_api::serde_json;
 
 fn sample(d: &Dist, params: &[(&str, &str)]) -> Sample {
