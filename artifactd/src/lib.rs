@@ -16,6 +16,7 @@ mod conn;
 pub mod db;
 pub mod gc;
 pub mod http;
+pub mod keyring;
 pub mod proxy;
 pub mod repo_spec;
 mod s3;

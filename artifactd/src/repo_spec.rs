@@ -132,7 +132,12 @@ impl RepoSpec {
             ));
         }
         let provider = registry.get(&self.provider)?;
-        if kind != "hosted" && provider.proxy().is_none() {
+        let offered = match kind {
+            KIND => provider.proxy().is_some(),
+            VIRTUAL => provider.proxy().is_some_and(|f| f.merges()),
+            _ => true,
+        };
+        if !offered {
             return Err(invalid(format!(
                 "The {} provider offers no {kind} repos.",
                 self.provider
@@ -146,7 +151,14 @@ impl RepoSpec {
                     .upstream
                     .as_ref()
                     .ok_or_else(|| invalid("A proxy repo needs an \"upstream\"."))?;
-                config.upstream = Some(Upstream::from_json(up).map_err(SpecError::Invalid)?);
+                let up = Upstream::from_json(up).map_err(SpecError::Invalid)?;
+                if provider.proxy().is_some_and(|f| f.signed()) && up.keyring.is_none() {
+                    return Err(invalid(format!(
+                        "A {} proxy needs the upstream's \"keyring\": the armored public keys it signs with.",
+                        self.provider
+                    )));
+                }
+                config.upstream = Some(up);
             }
             VIRTUAL => {
                 let members = self.members.clone().unwrap_or_default();

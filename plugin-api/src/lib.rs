@@ -43,7 +43,7 @@ pub mod testing;
 
 pub use context::{Principal, RepoContext, RepoSettings, Signer};
 pub use error::{Error, Result};
-pub use listing::{ListedFile, Listing, ProxyFormat, ProxyPath};
+pub use listing::{ListedFile, Listing, ProxyFormat, ProxyPath, Vouch};
 pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory};
 pub use record::{Catalog, FileRecord, InsertOutcome, ListQuery, NewRecord};
 pub use registry::{Registry, RegistryError};

@@ -10,6 +10,8 @@ mod apt;
 mod apt_race;
 // Proxy repos of another artifactd and of a scripted upstream.
 mod proxy;
+// APT proxy repos: apt-get through a proxy that verifies its upstream's signatures.
+mod apt_proxy;
 // Virtual repos: hosted and proxy members merged under a policy.
 mod virtuals;
 // Every client at the versions distributions ship: pip, uv, twine, poetry, pdm, hatch, apt 2.6/3.0.

@@ -381,7 +381,7 @@ pub async fn repo_page(
         let members = (row.kind == crate::proxy::VIRTUAL)
             .then(|| crate::proxy::RepoConfig::of(&row).members);
         let proxy = crate::proxy::summary(&st.inner.db, &row).await?.map(|p| {
-            context! { upstream => p.upstream, files => p.files, size => human_size(p.size), projects => p.projects }
+            context! { upstream => p.upstream, files => p.files, size => human_size(p.size), projects => p.projects, documents => p.documents }
         });
         st.inner.pages.render(
             "repo.html",

@@ -20,13 +20,12 @@ use crate::http::ApiError;
 /// Chunks waiting for a slow client (each at most what the upstream sent at once).
 const CLIENT_QUEUE: usize = 16;
 
-fn cached(format: &dyn ProxyFormat, filename: &str, sha256: String) -> Served {
+pub(super) fn cached(content_type: &'static str, sha256: String) -> Served {
     Served::Render(
-        ServeResponse::blob(format.content_type(filename), BlobRef::Content { sha256 })
-            .with_header(
-                http::HeaderName::from_static(CACHE_HEADER),
-                HeaderValue::from_static("hit"),
-            ),
+        ServeResponse::blob(content_type, BlobRef::Content { sha256 }).with_header(
+            http::HeaderName::from_static(CACHE_HEADER),
+            HeaderValue::from_static("hit"),
+        ),
     )
 }
 
@@ -46,7 +45,7 @@ pub(super) async fn serve(
     if let Some(e) = cache::entry(env.db, row.id, &key).await?
         && e.status == 200
     {
-        return Ok(cached(format, filename, e.sha256));
+        return Ok(cached(format.content_type(filename), e.sha256));
     }
     let (listing, _) = proxies.listing(env, row, format, up, project).await?;
     let listing = listing
@@ -87,11 +86,52 @@ pub(super) async fn serve(
             "The upstream gives no SHA-256 for {filename:?}; the proxy serves only files it can check."
         )));
     };
+    let want = Wanted {
+        key,
+        url,
+        sha256,
+        size,
+        filename: filename.to_owned(),
+        content_type: format.content_type(filename),
+    };
+    fetch_checked(proxies, env, row, up, want).await
+}
+
+/// A file to fetch once and check: its cache key, where the upstream has it, the hash it must
+/// have.
+pub(super) struct Wanted {
+    pub key: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: Option<u64>,
+    /// The name for messages and logs.
+    pub filename: String,
+    pub content_type: &'static str,
+}
+
+/// Serves a checked file: cached, or fetched now (one fetch per key) and streamed while it is
+/// written and hashed.
+pub(super) async fn fetch_checked(
+    proxies: &Proxies,
+    env: Env<'_>,
+    row: &repo::Model,
+    up: &Upstream,
+    want: Wanted,
+) -> Result<Served, ApiError> {
+    let Wanted {
+        key,
+        url,
+        sha256,
+        size,
+        filename,
+        content_type,
+    } = want;
+    let filename = filename.as_str();
     let guard = proxies.locks.lock(format!("{}:{key}", row.id)).await;
     if let Some(e) = cache::entry(env.db, row.id, &key).await?
         && e.status == 200
     {
-        return Ok(cached(format, filename, e.sha256));
+        return Ok(cached(content_type, e.sha256));
     }
     let resp = match proxies.client.get(up, &url, None).await {
         Ok(r) => r,
@@ -125,7 +165,7 @@ pub(super) async fn serve(
         repo: row.name.clone(),
         key,
         filename: filename.to_owned(),
-        content_type: format.content_type(filename),
+        content_type,
         sha256,
         max_bytes: env.max_bytes,
     };
@@ -138,10 +178,7 @@ pub(super) async fn serve(
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let mut out = Response::new(body);
     let h = out.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type(filename)),
-    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(l) = length {
         h.insert(CONTENT_LENGTH, HeaderValue::from(l));
     }

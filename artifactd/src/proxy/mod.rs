@@ -14,6 +14,7 @@ mod cache;
 mod files;
 pub mod policy;
 pub mod settings;
+mod tree;
 pub mod upstream;
 mod virtuals;
 
@@ -111,6 +112,7 @@ pub struct Proxies {
     locks: cache::KeyLocks,
     rendered: cache::Rendered,
     hosted: cache::HostedListings,
+    trees: tree::Trees,
 }
 
 /// What a proxied read needs of the server.
@@ -168,6 +170,7 @@ impl Proxies {
             locks: cache::KeyLocks::default(),
             rendered: cache::Rendered::default(),
             hosted: cache::HostedListings::default(),
+            trees: tree::Trees::default(),
         })
     }
 
@@ -209,6 +212,13 @@ impl Proxies {
                     row.name
                 )),
             ));
+        };
+        let tree = tree::Ctx {
+            proxies: self,
+            env,
+            row,
+            format,
+            up,
         };
         match format.classify(&req.path) {
             ProxyPath::Root => {
@@ -255,6 +265,9 @@ impl Proxies {
                 )
                 .await
             }
+            ProxyPath::Signed => tree.signed(&req.path).await,
+            ProxyPath::Vouched { content } => tree.vouched(&req.path, content.as_deref()).await,
+            ProxyPath::Keyring { armored } => tree.keyring(armored),
             ProxyPath::Redirect(to) => Ok(Served::Render(ServeResponse::redirect(
                 &format!("{base_url}{to}"),
                 true,
@@ -407,41 +420,17 @@ impl Proxies {
         project: &str,
     ) -> Result<Option<Listing>, FetchError> {
         let (url, accept) = format.page_url(&up.url, project);
-        let resp = match self.client.get(up, &url, Some(accept)).await {
-            Ok(r) => r,
+        let fetched = match self
+            .client
+            .get_bytes(up, &url, Some(accept), MAX_PAGE_BYTES)
+            .await
+        {
+            Ok(f) => f,
             Err(FetchError::Status { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let page_url = resp.url().to_string();
-        let mut resp = resp;
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if body.len() + c.len() > MAX_PAGE_BYTES {
-                        return Err(FetchError::Invalid(format!(
-                            "the page of {project} at {url} is larger than {MAX_PAGE_BYTES} bytes"
-                        )));
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(FetchError::Unreachable {
-                        url,
-                        reason: crate::error_chain(&e),
-                    });
-                }
-            }
-        }
         format
-            .parse(project, &page_url, &content_type, &body)
+            .parse(project, &fetched.url, &fetched.content_type, &fetched.body)
             .map(Some)
             .map_err(|e| FetchError::Invalid(format!("the page of {project} at {url}: {e}")))
     }
@@ -513,6 +502,8 @@ pub struct Summary {
     pub size: i64,
     /// The projects whose pages were fetched.
     pub projects: Vec<String>,
+    /// The signed documents verified (paths below the mount).
+    pub documents: Vec<String>,
 }
 
 /// The summary of a proxy repo (`None` for other kinds).
@@ -534,10 +525,16 @@ pub async fn summary(db: &Db, row: &repo::Model) -> Result<Option<Summary>, sea_
         .filter_map(|e| e.key.strip_prefix("page:").map(str::to_owned))
         .collect();
     projects.sort();
+    let mut documents: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.key.strip_prefix("signed:").map(str::to_owned))
+        .collect();
+    documents.sort();
     Ok(Some(Summary {
         upstream: upstream.url,
         files: files.len(),
         size: files.iter().map(|e| e.size).sum(),
         projects,
+        documents,
     }))
 }

@@ -32,6 +32,9 @@ pub struct Upstream {
     /// How long a fetched page stays fresh, in seconds.
     #[serde(default = "default_ttl")]
     pub ttl_secs: u64,
+    /// The armored public keys the upstream signs with (signed archives such as APT's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<String>,
 }
 
 fn default_ttl() -> u64 {
@@ -55,18 +58,29 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 impl Upstream {
     /// Reads the API's `upstream` object: `url` (http or https), optional `username` and
-    /// `password` or `token`, `ttl` (`10m`). `Err` is the sentence for a 400.
+    /// `password` or `token`, `ttl` (`10m`), `keyring` (armored public keys). `Err` is the
+    /// sentence for a 400.
     pub fn from_json(v: &Value) -> Result<Self, String> {
         let obj = v
             .as_object()
             .ok_or("The upstream must be an object with at least a \"url\".")?;
         for k in obj.keys() {
-            if !["url", "username", "password", "token", "ttl"].contains(&k.as_str()) {
+            if !["url", "username", "password", "token", "ttl", "keyring"].contains(&k.as_str()) {
                 return Err(format!(
-                    "Unknown upstream field {k:?}: use url, username, password, token, ttl."
+                    "Unknown upstream field {k:?}: use url, username, password, token, ttl, keyring."
                 ));
             }
         }
+        let keyring = match obj.get("keyring") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => {
+                crate::keyring::Keyring::parse(k)?;
+                Some(k.clone())
+            }
+            Some(_) => {
+                return Err("The upstream's keyring must be text: armored public keys.".into());
+            }
+        };
         let text = |k: &str| -> Result<Option<String>, String> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
@@ -112,7 +126,19 @@ impl Upstream {
             password,
             token,
             ttl_secs,
+            keyring,
         })
+    }
+
+    /// The parsed keyring (`None` without one).
+    ///
+    /// # Errors
+    /// A stored keyring that no longer parses (the sentence).
+    pub fn keys(&self) -> Result<Option<crate::keyring::Keyring>, String> {
+        self.keyring
+            .as_deref()
+            .map(crate::keyring::Keyring::parse)
+            .transpose()
     }
 
     /// What the API shows: everything but the secrets.
@@ -124,11 +150,13 @@ impl Upstream {
         } else {
             "none"
         };
+        let keyring = self.keys().ok().flatten().map(|k| k.fingerprints());
         json!({
             "url": self.url,
             "ttl": format!("{}s", self.ttl_secs),
             "auth": auth,
             "username": self.username,
+            "keyring": keyring,
         })
     }
 
@@ -235,6 +263,64 @@ impl Client {
         }
         Ok(resp)
     }
+
+    /// `GET url` read whole (at most `limit` bytes): the body, its content type and the URL it
+    /// came from after redirects.
+    ///
+    /// # Errors
+    /// [`FetchError`]; a body over `limit` is [`FetchError::Invalid`].
+    pub async fn get_bytes(
+        &self,
+        up: &Upstream,
+        url: &str,
+        accept: Option<&str>,
+        limit: usize,
+    ) -> Result<Fetched, FetchError> {
+        let mut resp = self.get(up, url, accept).await?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let final_url = resp.url().to_string();
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if body.len() + c.len() > limit {
+                        return Err(FetchError::Invalid(format!(
+                            "{url} is larger than {limit} bytes"
+                        )));
+                    }
+                    body.extend_from_slice(&c);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(FetchError::Unreachable {
+                        url: url.to_owned(),
+                        reason: crate::error_chain(&e),
+                    });
+                }
+            }
+        }
+        Ok(Fetched {
+            body,
+            content_type,
+            url: final_url,
+        })
+    }
+}
+
+/// A small upstream answer, read whole.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The bytes.
+    pub body: Vec<u8>,
+    /// Its `Content-Type`.
+    pub content_type: String,
+    /// Where it came from (after redirects).
+    pub url: String,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod deb;
 mod index;
 mod plain;
+pub mod proxy;
 mod retire;
 mod serve;
 #[cfg(feature = "testing")]
@@ -23,7 +24,8 @@ use artifactd_plugin_api::serde_json::json;
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
     BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
-    RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest, async_trait,
+    ProxyFormat, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest,
+    async_trait,
 };
 
 pub use deb::{Control, control_text, parse_control, valid_package_name, valid_version};
@@ -113,6 +115,10 @@ impl Provider for AptProvider {
 
     fn file_view(&self, record: &FileRecord) -> FileView {
         view::file_view(record)
+    }
+
+    fn proxy(&self) -> Option<&dyn ProxyFormat> {
+        Some(&proxy::AptProxy)
     }
 
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {

@@ -271,6 +271,10 @@ fn parse_html(project: &str, page_url: &str, body: &[u8]) -> Result<Listing> {
 }
 
 impl ProxyFormat for PypiProxy {
+    fn merges(&self) -> bool {
+        true
+    }
+
     fn classify(&self, path: &str) -> ProxyPath {
         let (prefix, rest) = match path.strip_prefix("simple/") {
             Some(rest) => ("simple/", rest),
