@@ -82,7 +82,7 @@ pub fn apply_settings(
             ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
             _ => {
                 return Err(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
+                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), project_status, and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
                 ));
             }
         }
@@ -103,12 +103,16 @@ pub fn apply_patch(
     config: &mut RepoConfig,
     patch: &Map<String, Value>,
 ) -> Result<(), SpecError> {
-    let (policy, rest): (Map<String, Value>, Map<String, Value>) = patch
+    let (policy, mut rest): (Map<String, Value>, Map<String, Value>) = patch
         .clone()
         .into_iter()
         .partition(|(k, _)| crate::proxy::settings::KEYS.contains(&k.as_str()));
-    apply_settings(settings, &rest).map_err(SpecError::Invalid)?;
     let p = registry.get(provider)?.clone();
+    if let Some(statuses) = rest.remove("project_status") {
+        crate::proxy::settings::apply_status(settings, &statuses, &|n| p.package_key(n))
+            .map_err(SpecError::Invalid)?;
+    }
+    apply_settings(settings, &rest).map_err(SpecError::Invalid)?;
     crate::proxy::settings::apply(config, kind, &policy, &|n| p.package_key(n))
         .map_err(SpecError::Invalid)
 }

@@ -46,6 +46,83 @@ pub struct RepoSettings {
     pub private: bool,
     /// Whether deleting the last package deletes the repo.
     pub delete_empty: bool,
+    /// Projects an administrator marked (by the provider's package key); unmarked ones are
+    /// active.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub project_status: std::collections::BTreeMap<String, ProjectStatus>,
+}
+
+impl RepoSettings {
+    /// The status of the project with package key `key`.
+    pub fn status_of(&self, key: &str) -> Option<&ProjectStatus> {
+        self.project_status.get(key)
+    }
+}
+
+/// A project's status, after PyPI's PEP 792 (which every format can use).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Served and open to uploads.
+    #[default]
+    Active,
+    /// Served, closed to uploads: it is not maintained any more.
+    Archived,
+    /// Closed to uploads and served with no files: under review (e.g. suspected malware).
+    Quarantined,
+    /// Served and open to uploads, but its users should move on.
+    Deprecated,
+}
+
+impl Status {
+    /// The name PEP 792 gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Archived => "archived",
+            Self::Quarantined => "quarantined",
+            Self::Deprecated => "deprecated",
+        }
+    }
+
+    /// Reads a PEP 792 name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => Self::Active,
+            "archived" => Self::Archived,
+            "quarantined" => Self::Quarantined,
+            "deprecated" => Self::Deprecated,
+            _ => return None,
+        })
+    }
+
+    /// Whether uploads to the project are refused.
+    pub fn refuses_uploads(self) -> bool {
+        matches!(self, Self::Archived | Self::Quarantined)
+    }
+
+    /// Whether the project's files are withheld.
+    pub fn hides_files(self) -> bool {
+        self == Self::Quarantined
+    }
+}
+
+/// A project's status and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProjectStatus {
+    /// The status.
+    pub status: Status,
+    /// Why, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ProjectStatus {
+    /// `status`, for `reason`.
+    pub fn new(status: Status, reason: Option<String>) -> Self {
+        Self { status, reason }
+    }
 }
 
 /// Signs index files with the repo's own OpenPGP key (created by the host on first use).

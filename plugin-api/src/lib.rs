@@ -41,7 +41,7 @@ mod upload;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use context::{Principal, RepoContext, RepoSettings, Signer};
+pub use context::{Principal, ProjectStatus, RepoContext, RepoSettings, Signer, Status};
 pub use error::{Error, Result};
 pub use listing::{ListedFile, Listing, ProxyFormat, ProxyPath, Vouch};
 pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory};

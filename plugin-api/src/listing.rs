@@ -21,7 +21,10 @@ pub struct Listing {
     pub name: String,
     /// The files.
     pub files: Vec<ListedFile>,
-    /// Format-specific facts about the project (e.g. PyPI's project status).
+    /// The project's status, when the index gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::ProjectStatus>,
+    /// Format-specific facts about the project (e.g. PEP 708's `tracks`).
     #[serde(default)]
     pub meta: Value,
 }
@@ -32,6 +35,7 @@ impl Listing {
         Self {
             name: name.into(),
             files,
+            status: None,
             meta: Value::Null,
         }
     }

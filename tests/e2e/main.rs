@@ -14,6 +14,8 @@ mod proxy;
 mod apt_proxy;
 // Virtual repos: hosted and proxy members merged under a policy.
 mod virtuals;
+// PEP 792 project status in hosted, proxy and virtual repos.
+mod project_status;
 // Every client at the versions distributions ship: pip, uv, twine, poetry, pdm, hatch, apt 2.6/3.0.
 mod clients;
 // Blob storage on a real S3-compatible server.

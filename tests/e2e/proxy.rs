@@ -354,7 +354,13 @@ fn the_ui_shows_a_proxy_with_its_upstream_and_cache() {
     assert!(page.contains(">proxy</span>"), "{page}");
     assert!(page.contains(&up.url("/repo/pypi/team/simple/")), "{page}");
     assert!(page.contains("1 cached file"), "{page}");
-    assert!(page.contains("/repo/pypi/up/shown-pkg/"), "{page}");
+    assert!(page.contains("href=\"shown-pkg/\""), "{page}");
+    // The package page: what the proxy serves of it, from which repo.
+    let pkg = s.get("/ui/pypi/up/shown-pkg/").text();
+    assert!(
+        pkg.contains(&f) && pkg.contains("class=\"origin\"") && !pkg.contains("Not served"),
+        "{pkg}"
+    );
     let home = s.get("/api/v1/repos").json();
     assert_eq!(home["repos"][0]["kind"], "proxy", "{home}");
 }

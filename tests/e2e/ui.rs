@@ -55,6 +55,22 @@ fn populated() -> Server {
         .status,
         201
     );
+    // A proxy of the server's own PyPI repo and a virtual repo over both: the package page
+    // of a virtual repo shows each file's member and why the proxy's copies are not served.
+    for body in [
+        serde_json::json!({ "provider": "pypi", "name": "mirror", "kind": "proxy", "upstream": { "url": s.url("/repo/pypi/py/simple/") } }),
+        serde_json::json!({ "provider": "pypi", "name": "all", "kind": "virtual", "members": ["py", "mirror"] }),
+    ] {
+        let r = s.json_as("POST", Some(&s.token), "/api/v1/repos", &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = s.json_as(
+        "PUT",
+        Some(&s.token),
+        "/api/v1/repos/pypi/py/settings",
+        &serde_json::json!({ "project_status": { "good-pkg": { "status": "deprecated", "reason": "use <b>better-pkg</b> instead" } } }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     s
 }
 
@@ -91,7 +107,12 @@ const PAGES: &[(&str, &str, &[&str])] = &[
     (
         "pypi-package-versions",
         "/ui/pypi/py/good-pkg/",
-        &["1.1", "1.0", "good_pkg-1.1-py3-none-any.whl"],
+        &[
+            "1.1",
+            "1.0",
+            "good_pkg-1.1-py3-none-any.whl",
+            "This project is deprecated in this repo: use <b>better-pkg</b> instead.",
+        ],
     ),
     (
         "apt-repo",
@@ -126,6 +147,21 @@ const PAGES: &[(&str, &str, &[&str])] = &[
             "Second paragraph.",
             "<script>window.__xss='deb'</script> short",
         ],
+    ),
+    (
+        "virtual-package",
+        "/ui/pypi/all/good-pkg/",
+        &[
+            "good_pkg-1.1-py3-none-any.whl",
+            "Not served",
+            "a hosted member has good-pkg",
+            "This project is deprecated: use <b>better-pkg</b> instead.",
+        ],
+    ),
+    (
+        "proxy-repo",
+        "/ui/pypi/mirror/",
+        &["a proxy of", "good-pkg", "Cached projects"],
     ),
     ("tar-repo", "/ui/tar/files/", &["tool", "1.0", "index.json"]),
     ("tar-package", "/ui/tar/files/tool/", &["tool-1.0.tar.gz"]),

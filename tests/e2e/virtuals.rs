@@ -110,7 +110,7 @@ fn a_virtual_repo_is_safe_from_dependency_confusion() {
         .expect("PEP 708")
         .len();
     assert_eq!(alternates, 2, "{page}");
-    assert_eq!(page["meta"]["api-version"], "1.2");
+    assert_eq!(page["meta"]["api-version"], "1.4");
     let html = s.get("/repo/pypi/all/team-lib/").text();
     assert!(
         html.contains("<meta name=\"pypi:alternate-locations\""),

@@ -140,6 +140,21 @@ pub(super) async fn ingest(
                 )),
             ));
         }
+        if let Some(ps) = cx.settings.status_of(&r.key)
+            && ps.status.refuses_uploads()
+        {
+            let why = ps
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            return Err(artifactd_plugin_api::Error::Conflict(format!(
+                "The project {} is {} in this repo{why}, so it takes no uploads.",
+                r.name,
+                ps.status.as_str()
+            ))
+            .into());
+        }
         // Refuse a conflict before storing anything; the unique index still decides races.
         if !cx.settings.overwrite {
             let stored = cx

@@ -10,6 +10,7 @@ mod forms;
 mod ingest;
 mod markdown;
 mod members;
+mod package_page;
 mod pages;
 mod publish;
 mod repo_routes;
@@ -266,8 +267,14 @@ pub fn router(state: AppState) -> Router {
         .route("/search", get(pages::search_page))
         .route("/login", get(forms::login))
         .route("/ui/{kind}/{repo}/", get(pages::repo_page))
-        .route("/ui/{kind}/{repo}/-/{scope}/", get(pages::scope_page))
-        .route("/ui/{kind}/{repo}/{package}/", get(pages::package_page))
+        .route(
+            "/ui/{kind}/{repo}/-/{scope}/",
+            get(package_page::scope_page),
+        )
+        .route(
+            "/ui/{kind}/{repo}/{package}/",
+            get(package_page::package_page),
+        )
         .route(
             "/ui/{kind}/{repo}/{package}/delete",
             post(forms::delete_post),

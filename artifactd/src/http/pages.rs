@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 
 use artifactd_plugin_api::html::url_segment;
-use artifactd_plugin_api::ui::FileView;
-use artifactd_plugin_api::{DynProvider, FileRecord, ListQuery, RepoContext};
+use artifactd_plugin_api::{DynProvider, ListQuery, RepoContext};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, body::Body};
@@ -49,6 +48,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("repo.html", include_str!("../../templates/repo.html")),
     ("package.html", include_str!("../../templates/package.html")),
+    (
+        "listed_package.html",
+        include_str!("../../templates/listed_package.html"),
+    ),
     ("scope.html", include_str!("../../templates/scope.html")),
     ("search.html", include_str!("../../templates/search.html")),
     ("message.html", include_str!("../../templates/message.html")),
@@ -71,7 +74,7 @@ impl Pages {
         Self { env }
     }
 
-    fn render(&self, name: &str, ctx: Value) -> Result<Response, ApiError> {
+    pub(super) fn render(&self, name: &str, ctx: Value) -> Result<Response, ApiError> {
         let html = self
             .env
             .get_template(name)
@@ -284,7 +287,7 @@ pub(super) fn package_href(kind: &str, repo: &str, key: &str) -> String {
 }
 
 /// The download URL of a file below `/repo/`.
-fn file_href(kind: &str, repo: &str, path: &str) -> String {
+pub(super) fn file_href(kind: &str, repo: &str, path: &str) -> String {
     let path: Vec<String> = path.split('/').map(url_segment).collect();
     format!(
         "/repo/{}/{}/{}",
@@ -295,7 +298,7 @@ fn file_href(kind: &str, repo: &str, path: &str) -> String {
 }
 
 /// What `auth` may do on a repo, for showing buttons (the posts check again).
-fn rights(st: &AppState, auth: &Auth, row: &repo::Model) -> (bool, bool) {
+pub(super) fn rights(st: &AppState, auth: &Auth, row: &repo::Model) -> (bool, bool) {
     let private = settings_of(row).private;
     let target = Some((row.provider.as_str(), row.name.as_str()));
     (
@@ -325,7 +328,7 @@ pub(super) async fn open_repo(
     Ok((provider, row, cx))
 }
 
-fn signed_in(auth: &Auth) -> Option<String> {
+pub(super) fn signed_in(auth: &Auth) -> Option<String> {
     auth.scope.map(|_| auth.principal.label())
 }
 
@@ -395,143 +398,6 @@ pub async fn repo_page(
                 files => row.file_count,
                 size => human_size(row.total_size),
                 last_upload => human_time(row.last_upload),
-                user => signed_in(&auth),
-            },
-        )
-    }
-    .await;
-    page(&st, r)
-}
-
-fn file_row(kind: &str, repo: &str, f: &FileRecord, view: &FileView) -> Value {
-    context! {
-        filename => f.path.rsplit('/').next().unwrap_or(&f.path),
-        href => file_href(kind, repo, &f.path),
-        path => &f.path,
-        size => human_size(i64::try_from(f.size).unwrap_or(i64::MAX)),
-        bytes => f.size,
-        sha256 => &f.sha256,
-        uploaded => human_time(f.uploaded_at),
-        uploader => &f.uploader,
-        yanked => f.yanked.is_some(),
-        yank_reason => &f.yanked,
-        group => &view.group,
-        scope => &f.scope,
-    }
-}
-
-/// `GET /ui/<kind>/<repo>/<package>/`.
-pub async fn package_page(
-    State(st): State<AppState>,
-    Extension(auth): Extension<Auth>,
-    headers: HeaderMap,
-    Path((kind, name, package)): Path<(String, String, String)>,
-) -> Response {
-    let r = async {
-        let (provider, row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
-        let files = cx
-            .catalog
-            .list(ListQuery::key(provider.package_key(&package)))
-            .await?;
-        let Some(latest) = files.iter().max_by_key(|f| f.uploaded_at).cloned() else {
-            return Err(ApiError::not_found(format!(
-                "There is no package {package:?} in {kind}/{name}."
-            )));
-        };
-        let view = provider.file_view(&latest);
-        let description = view.description.as_ref().map(|d| {
-            if d.markdown {
-                Value::from_safe_string(super::markdown::markdown(&d.text))
-            } else {
-                Value::from(d.text.clone())
-            }
-        });
-        let markdown_description = view.description.as_ref().is_some_and(|d| d.markdown);
-        let links: Vec<Value> = view
-            .links
-            .iter()
-            .filter(|(_, u)| super::markdown::safe_url(u))
-            .map(|(l, u)| context! { label => l, url => u })
-            .collect();
-        let key = latest.key.clone();
-        let versions: Vec<Value> = browse::versions(files)
-            .into_iter()
-            .map(|(v, fs)| {
-                let all_yanked = fs.iter().all(|f| f.yanked.is_some());
-                let rows: Vec<Value> = fs
-                    .iter()
-                    .map(|f| file_row(&kind, &name, f, &provider.file_view(f)))
-                    .collect();
-                context! { version => v, files => rows, yanked => all_yanked }
-            })
-            .collect();
-        let (can_write, can_admin) = rights(&st, &auth, &row);
-        let yank = provider
-            .repo_view(&cx)
-            .await
-            .map(|v| v.yank)
-            .unwrap_or(false);
-        st.inner.pages.render(
-            "package.html",
-            context! {
-                versions, links, description, markdown_description,
-                can_write, can_admin, yank,
-                kind => &kind, name => &name, key => &key,
-                package => latest.name,
-                latest => latest.version,
-                summary => view.summary,
-                facts => Value::from(minijinja::value::Serde(&view.facts)),
-                repo_href => repo_href(&kind, &name),
-                action => package_href(&kind, &name, &key),
-                user => signed_in(&auth),
-            },
-        )
-    }
-    .await;
-    page(&st, r)
-}
-
-/// `GET /ui/<kind>/<repo>/-/<scope>/`: the files of one scope (an APT dist), grouped as the
-/// provider says (component / architecture).
-pub async fn scope_page(
-    State(st): State<AppState>,
-    Extension(auth): Extension<Auth>,
-    headers: HeaderMap,
-    Path((kind, name, scope)): Path<(String, String, String)>,
-) -> Response {
-    let r = async {
-        let (provider, _row, cx) = open_repo(&st, &auth, &headers, &kind, &name).await?;
-        let files = cx.catalog.list(ListQuery::all().in_scope(&scope)).await?;
-        if files.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "There is no {scope:?} in {kind}/{name}."
-            )));
-        }
-        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for f in &files {
-            let view = provider.file_view(f);
-            let group = view.group.clone().unwrap_or_default();
-            groups.entry(group).or_default().push(context! {
-                name => &f.name,
-                version => &f.version,
-                summary => &view.summary,
-                href => package_href(&kind, &name, &f.key),
-                file => file_row(&kind, &name, f, &view),
-            });
-        }
-        let groups: Vec<Value> = groups
-            .into_iter()
-            .map(|(label, rows)| context! { label, rows })
-            .collect();
-        let view = provider.repo_view(&cx).await.unwrap_or_default();
-        st.inner.pages.render(
-            "scope.html",
-            context! {
-                scope, groups,
-                kind => &kind, name => &name,
-                scope_label => view.scope_label,
-                repo_href => repo_href(&kind, &name),
-                url => cx.base_url,
                 user => signed_in(&auth),
             },
         )

@@ -29,6 +29,30 @@ pub(super) fn cached(content_type: &'static str, sha256: String) -> Served {
     )
 }
 
+/// A 404 when `project` is quarantined: by the repo's own mark, else by its listing's status.
+fn quarantine(
+    own: &artifactd_plugin_api::RepoSettings,
+    listing: Option<&artifactd_plugin_api::Listing>,
+    project: &str,
+) -> Result<(), ApiError> {
+    let status = own
+        .status_of(project)
+        .or_else(|| listing.and_then(|l| l.status.as_ref()));
+    match status.filter(|s| s.status.hides_files()) {
+        Some(s) => {
+            let why = s
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            Err(ApiError::not_found(format!(
+                "The project {project} is quarantined{why}; its files are withheld."
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Answers a request for `filename` of `project`.
 #[allow(clippy::too_many_arguments)] // The proxy's parts, named where they are used.
 pub(super) async fn serve(
@@ -41,6 +65,14 @@ pub(super) async fn serve(
     project: &str,
     filename: &str,
 ) -> Result<Served, ApiError> {
+    // A quarantine holds for cached files too: the repo's own mark, or the upstream's as this
+    // node last read it.
+    let own = crate::db::settings_of(row);
+    let known = proxies
+        .listings
+        .get(row.id, project)
+        .and_then(|k| k.listing);
+    quarantine(&own, known.as_deref(), project)?;
     let key = cache::file_key(filename);
     if let Some(e) = cache::entry(env.db, row.id, &key).await?
         && e.status == 200
@@ -81,6 +113,7 @@ pub(super) async fn serve(
             "This repo does not serve {filename:?}: {reason}."
         )));
     }
+    quarantine(&own, Some(&listing), project)?;
     let Some(sha256) = sha256 else {
         return Err(ApiError::not_found(format!(
             "The upstream gives no SHA-256 for {filename:?}; the proxy serves only files it can check."

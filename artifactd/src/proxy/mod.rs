@@ -190,6 +190,31 @@ impl Proxies {
         virtuals::serve(self, env, hosted, row, format, base_url, req).await
     }
 
+    /// What a proxy or virtual repo serves of `project`, with the files it leaves out and why
+    /// (for the web UI); `None` when neither it nor a member has the project.
+    ///
+    /// # Errors
+    /// As for serving the project's page.
+    pub async fn explain(
+        &self,
+        env: Env<'_>,
+        hosted: &dyn Hosted,
+        row: &repo::Model,
+        format: &dyn ProxyFormat,
+        base_url: &str,
+        project: &str,
+    ) -> Result<Option<(Listing, Vec<policy::Hidden>)>, ApiError> {
+        if row.kind == VIRTUAL {
+            return virtuals::explain(self, env, hosted, row, format, base_url, project).await;
+        }
+        let config = RepoConfig::of(row);
+        let Some(up) = config.upstream.as_ref() else {
+            return Ok(None);
+        };
+        let (listing, _) = self.listing(env, row, format, up, project).await?;
+        Ok(listing.map(|l| own_policy_explained(row, &config.policy, project, &l, base_url)))
+    }
+
     /// Answers a read below a proxy repo.
     ///
     /// # Errors
@@ -446,7 +471,35 @@ fn render_key(repo_id: i64, req: &ServeRequest) -> (i64, String, String) {
     (repo_id, req.path.clone(), accept.to_owned())
 }
 
-/// A proxy's listing as its own policy (cooldown, block list) lets it through.
+/// A proxy's listing as its own policy (cooldown, block list, status marks) lets it through,
+/// with what it leaves out and why.
+fn own_policy_explained(
+    row: &repo::Model,
+    policy: &Policy,
+    project: &str,
+    listing: &Listing,
+    base_url: &str,
+) -> (Listing, Vec<policy::Hidden>) {
+    let member = policy::Member {
+        name: &row.name,
+        origin: policy::Origin::Upstream,
+        listing: Some(listing),
+        policy,
+        page_url: format!("{base_url}{project}/"),
+        status: None,
+    };
+    let own = crate::db::settings_of(row);
+    policy::merge_explained(
+        project,
+        &[member],
+        &Policy::default(),
+        own.status_of(project),
+        crate::db::now_millis(),
+    )
+    .unwrap_or_else(|| (Listing::new(project, Vec::new()), Vec::new()))
+}
+
+/// [`own_policy_explained`]'s listing.
 fn own_policy(
     row: &repo::Model,
     policy: &Policy,
@@ -454,20 +507,7 @@ fn own_policy(
     listing: &Listing,
     base_url: &str,
 ) -> Listing {
-    let member = policy::Member {
-        name: &row.name,
-        origin: policy::Origin::Upstream,
-        listing: Some(listing),
-        policy,
-        page_url: format!("{base_url}{project}/"),
-    };
-    policy::merge(
-        project,
-        &[member],
-        &Policy::default(),
-        crate::db::now_millis(),
-    )
-    .unwrap_or_else(|| Listing::new(project, Vec::new()))
+    own_policy_explained(row, policy, project, listing, base_url).0
 }
 
 /// Adds the cache header (and a stale warning) to a response.

@@ -8,10 +8,13 @@
 //!   without an upload time (fail closed); names may be exempted (`min_age_exempt`).
 //! - Block list: project names and `name==version` an upstream is never served for.
 //! - The first member that has a file name wins.
+//! - Project status (PEP 792): the repo's own mark wins, then the member's own, then what its
+//!   upstream says; a quarantined project is served with no files. A quarantined hosted project
+//!   still hides the upstream's files of its name.
 
 use std::collections::HashSet;
 
-use artifactd_plugin_api::{ListedFile, Listing};
+use artifactd_plugin_api::{ListedFile, Listing, ProjectStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -57,6 +60,16 @@ pub struct Member<'a> {
     pub policy: &'a Policy,
     /// Where the member's page of the project is (for PEP 708).
     pub page_url: String,
+    /// The status the member's administrator gave the project, if any.
+    pub status: Option<&'a ProjectStatus>,
+}
+
+impl Member<'_> {
+    /// The project's status in this member: its own mark, else its listing's.
+    fn status(&self) -> Option<&ProjectStatus> {
+        self.status
+            .or_else(|| self.listing.and_then(|l| l.status.as_ref()))
+    }
 }
 
 /// Why a file is not served, for the UI and the 404's sentence.
@@ -94,9 +107,39 @@ pub fn blocked_reason(
     }
 }
 
-/// The listing a repo with `policy` serves for `project` from its `members` at `now` (ms);
-/// `None` when no member has the project.
-pub fn merge(project: &str, members: &[Member<'_>], policy: &Policy, now: i64) -> Option<Listing> {
+/// A file a member lists that the merged listing leaves out, and why (for the web UI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hidden {
+    /// The member that lists it.
+    pub member: String,
+    /// The file.
+    pub filename: String,
+    /// Its version.
+    pub version: String,
+    /// Why it is not served.
+    pub reason: String,
+}
+
+/// The listing a repo with `policy` (and its own status mark `own`) serves for `project` from
+/// its `members` at `now` (ms); `None` when no member has the project.
+pub fn merge(
+    project: &str,
+    members: &[Member<'_>],
+    policy: &Policy,
+    own: Option<&ProjectStatus>,
+    now: i64,
+) -> Option<Listing> {
+    merge_explained(project, members, policy, own, now).map(|(l, _)| l)
+}
+
+/// [`merge`], with the files it leaves out and why.
+pub fn merge_explained(
+    project: &str,
+    members: &[Member<'_>],
+    policy: &Policy,
+    own: Option<&ProjectStatus>,
+    now: i64,
+) -> Option<(Listing, Vec<Hidden>)> {
     if members.iter().all(|m| m.listing.is_none()) {
         return None;
     }
@@ -106,12 +149,39 @@ pub fn merge(project: &str, members: &[Member<'_>], policy: &Policy, now: i64) -
     let merge_upstream = policy.allow_upstream.iter().any(|a| a == project);
     let mut seen: HashSet<&str> = HashSet::new();
     let mut files = Vec::new();
+    let mut hidden = Vec::new();
     let mut sources = Vec::new();
     let mut name = None;
     let mut meta = Value::Null;
+    let mut status = own.cloned();
     for m in members {
         let Some(listing) = m.listing else { continue };
+        let hide_all = |why: &str, hidden: &mut Vec<Hidden>| {
+            hidden.extend(listing.files.iter().map(|f| Hidden {
+                member: m.name.to_owned(),
+                filename: f.filename.clone(),
+                version: f.version.clone(),
+                reason: why.to_owned(),
+            }));
+        };
         if m.origin == Origin::Upstream && hosted_has && !merge_upstream {
+            hide_all(
+                &format!(
+                    "a hosted member has {project}, so the upstream's files of that name are hidden (allow_upstream merges them)"
+                ),
+                &mut hidden,
+            );
+            continue;
+        }
+        if status.is_none() {
+            status = m.status().cloned();
+        }
+        if m.status().is_some_and(|s| s.status.hides_files()) {
+            name.get_or_insert_with(|| listing.name.clone());
+            hide_all(
+                &format!("{project} is quarantined in {}", m.name),
+                &mut hidden,
+            );
             continue;
         }
         let mut took = false;
@@ -120,9 +190,15 @@ pub fn merge(project: &str, members: &[Member<'_>], policy: &Policy, now: i64) -
                 continue;
             }
             if m.origin == Origin::Upstream
-                && (blocked_reason(m.policy, project, f, now).is_some()
-                    || blocked_reason(policy, project, f, now).is_some())
+                && let Some(why) = blocked_reason(m.policy, project, f, now)
+                    .or_else(|| blocked_reason(policy, project, f, now))
             {
+                hidden.push(Hidden {
+                    member: m.name.to_owned(),
+                    filename: f.filename.clone(),
+                    version: f.version.clone(),
+                    reason: why,
+                });
                 continue;
             }
             seen.insert(&f.filename);
@@ -139,7 +215,17 @@ pub fn merge(project: &str, members: &[Member<'_>], policy: &Policy, now: i64) -
             }
         }
     }
+    if status.as_ref().is_some_and(|s| s.status.hides_files()) {
+        hidden.extend(files.drain(..).map(|f| Hidden {
+            member: f.origin.clone().unwrap_or_default(),
+            filename: f.filename,
+            version: f.version,
+            reason: format!("{project} is quarantined in this repo"),
+        }));
+        sources.clear();
+    }
     let mut out = Listing::new(name.unwrap_or_else(|| project.to_owned()), files);
+    out.status = status;
     if sources.len() > 1 {
         // PEP 708: the project is served from more than one place on purpose.
         if !meta.is_object() {
@@ -148,7 +234,7 @@ pub fn merge(project: &str, members: &[Member<'_>], policy: &Policy, now: i64) -
         meta["alternate-locations"] = json!(sources);
     }
     out.meta = meta;
-    Some(out)
+    Some((out, hidden))
 }
 
 #[cfg(test)]
@@ -184,6 +270,7 @@ mod tests {
                     listing: h,
                     policy: none,
                     page_url: "h".into(),
+                    status: None,
                 },
                 Member {
                     name: "pypi",
@@ -191,6 +278,7 @@ mod tests {
                     listing: Some(public),
                     policy: none,
                     page_url: "p".into(),
+                    status: None,
                 },
             ]
         }
@@ -198,6 +286,7 @@ mod tests {
             "team-lib",
             &members(Some(&hosted), &public, &none),
             &none,
+            None,
             10 * DAY,
         )
         .unwrap();
@@ -206,7 +295,14 @@ mod tests {
         assert_eq!(got.files[0].origin.as_deref(), Some("team"));
         assert!(got.meta.get("alternate-locations").is_none());
         // Not hosted: the upstream's files.
-        let got = merge("team-lib", &members(None, &public, &none), &none, 10 * DAY).unwrap();
+        let got = merge(
+            "team-lib",
+            &members(None, &public, &none),
+            &none,
+            None,
+            10 * DAY,
+        )
+        .unwrap();
         assert_eq!(got.files[0].version, "99.0");
         // Allow-listed: both, with PEP 708 metadata.
         let allow = Policy {
@@ -217,12 +313,13 @@ mod tests {
             "team-lib",
             &members(Some(&hosted), &public, &none),
             &allow,
+            None,
             10 * DAY,
         )
         .unwrap();
         assert_eq!(got.files.len(), 2);
         assert_eq!(got.meta["alternate-locations"], json!(["h", "p"]));
-        assert!(merge("other", &[], &none, 0).is_none());
+        assert!(merge("other", &[], &none, None, 0).is_none());
     }
 
     #[test]
@@ -244,8 +341,9 @@ mod tests {
             listing: Some(&up),
             policy: &none,
             page_url: "p".into(),
+            status: None,
         }];
-        let got = merge("team-lib", &members, &cool, now).unwrap();
+        let got = merge("team-lib", &members, &cool, None, now).unwrap();
         let versions: Vec<&str> = got.files.iter().map(|f| f.version.as_str()).collect();
         assert_eq!(
             versions,
@@ -257,7 +355,7 @@ mod tests {
             ..cool.clone()
         };
         assert_eq!(
-            merge("team-lib", &members, &exempt, now)
+            merge("team-lib", &members, &exempt, None, now)
                 .unwrap()
                 .files
                 .len(),
@@ -267,14 +365,14 @@ mod tests {
             block: vec!["team-lib==1.0".into()],
             ..Policy::default()
         };
-        let got = merge("team-lib", &members, &block, now).unwrap();
+        let got = merge("team-lib", &members, &block, None, now).unwrap();
         assert!(got.files.iter().all(|f| f.version != "1.0"));
         let block_all = Policy {
             block: vec!["team-lib".into()],
             ..Policy::default()
         };
         assert!(
-            merge("team-lib", &members, &block_all, now)
+            merge("team-lib", &members, &block_all, None, now)
                 .unwrap()
                 .files
                 .is_empty()

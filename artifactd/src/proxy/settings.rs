@@ -1,5 +1,6 @@
 //! The settings API's policy keys for proxy and virtual repos: `min_age`, `min_age_exempt`,
-//! `block` (proxy and virtual), `allow_upstream`, `upload_to` (virtual).
+//! `block` (proxy and virtual), `allow_upstream`, `upload_to` (virtual); and every repo's
+//! `project_status`.
 
 use serde_json::{Map, Value, json};
 
@@ -124,6 +125,85 @@ pub fn json(config: &RepoConfig, kind: &str) -> Map<String, Value> {
     out
 }
 
+/// Applies a `project_status` patch: `{"name": "archived"}`, `{"name": {"status":
+/// "quarantined", "reason": "…"}}`, `null` or `"active"` to clear. `Err` is the sentence for a
+/// 400.
+pub fn apply_status(
+    settings: &mut artifactd_plugin_api::RepoSettings,
+    patch: &Value,
+    key_of: &dyn Fn(&str) -> String,
+) -> Result<(), String> {
+    use artifactd_plugin_api::{ProjectStatus, Status};
+    const USAGE: &str = "project_status takes {\"NAME\": STATUS} or {\"NAME\": {\"status\": STATUS, \"reason\": TEXT}}, with STATUS one of active, archived, quarantined, deprecated (null clears).";
+    let map = patch.as_object().ok_or(USAGE)?;
+    if map.len() > 1000 {
+        return Err("project_status takes at most 1000 projects at once.".into());
+    }
+    for (name, v) in map {
+        if name.is_empty() || name.len() > 300 || name.chars().any(char::is_control) {
+            return Err(USAGE.into());
+        }
+        let (status, reason) = match v {
+            Value::Null => (Status::Active, None),
+            Value::String(s) => (Status::parse(s).ok_or(USAGE)?, None),
+            Value::Object(o) => {
+                if o.keys().any(|k| k != "status" && k != "reason") {
+                    return Err(USAGE.into());
+                }
+                let status = o
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .and_then(Status::parse)
+                    .ok_or(USAGE)?;
+                let reason = match o.get("reason") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(r))
+                        if r.len() <= 500 && !r.chars().any(char::is_control) =>
+                    {
+                        Some(r.clone()).filter(|r| !r.trim().is_empty())
+                    }
+                    Some(_) => {
+                        return Err(
+                            "A project status's reason is one line of at most 500 characters."
+                                .into(),
+                        );
+                    }
+                };
+                (status, reason)
+            }
+            _ => return Err(USAGE.into()),
+        };
+        let key = key_of(name);
+        if status == Status::Active {
+            settings.project_status.remove(&key);
+        } else {
+            settings
+                .project_status
+                .insert(key, ProjectStatus::new(status, reason));
+        }
+    }
+    if settings.project_status.len() > 10_000 {
+        return Err("A repo marks at most 10000 projects.".into());
+    }
+    Ok(())
+}
+
+/// The `project_status` a settings answer shows.
+pub fn status_json(settings: &artifactd_plugin_api::RepoSettings) -> Value {
+    Value::Object(
+        settings
+            .project_status
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    json!({ "status": s.status.as_str(), "reason": s.reason }),
+                )
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +236,41 @@ mod tests {
         }
         assert_eq!(fmt_duration(43_200), "12h");
         assert_eq!(fmt_duration(90), "90s");
+    }
+
+    #[test]
+    fn project_status_marks_are_patched_and_checked() {
+        use artifactd_plugin_api::{RepoSettings, Status};
+        let key = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+        let mut st = RepoSettings::default();
+        apply_status(
+            &mut st,
+            &json!({ "Old_Lib": "archived", "bad": { "status": "quarantined", "reason": "malware" } }),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            st.status_of("old-lib").map(|s| s.status),
+            Some(Status::Archived)
+        );
+        assert_eq!(
+            st.status_of("bad").and_then(|s| s.reason.as_deref()),
+            Some("malware")
+        );
+        apply_status(&mut st, &json!({ "old-lib": null, "bad": "active" }), &key).unwrap();
+        assert!(st.project_status.is_empty());
+        for bad in [
+            json!({ "x": "gone" }),
+            json!({ "x": { "status": "archived", "why": "?" } }),
+            json!({ "x": { "status": "archived", "reason": "a\nb" } }),
+            json!({ "x": 1 }),
+            json!(["x"]),
+        ] {
+            assert!(apply_status(&mut st, &bad, &key).is_err(), "{bad}");
+        }
+        assert!(
+            st.project_status.is_empty(),
+            "a refused patch changes nothing"
+        );
     }
 }

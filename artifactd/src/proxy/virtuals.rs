@@ -15,6 +15,7 @@ use crate::http::ApiError;
 struct Loaded {
     row: repo::Model,
     config: RepoConfig,
+    settings: artifactd_plugin_api::RepoSettings,
 }
 
 async fn members(env: Env<'_>, row: &repo::Model) -> Result<Vec<Loaded>, ApiError> {
@@ -23,6 +24,7 @@ async fn members(env: Env<'_>, row: &repo::Model) -> Result<Vec<Loaded>, ApiErro
         match env.db.repo_for_read(&row.provider, &name).await? {
             Some(r) if r.kind != super::VIRTUAL => out.push(Loaded {
                 config: RepoConfig::of(&r),
+                settings: crate::db::settings_of(&r),
                 row: r,
             }),
             _ => {
@@ -107,13 +109,14 @@ async fn gather(
     Ok((listings, token))
 }
 
-/// The members' listings of `project` merged under the virtual's policy.
+/// The members' listings of `project` merged under the virtual's policy, with what it leaves
+/// out and why.
 fn merge_listings(
     cx: &Ctx<'_>,
     loaded: &[Loaded],
     listings: &[Option<Arc<Listing>>],
     project: &str,
-) -> Option<Listing> {
+) -> Option<(Listing, Vec<policy::Hidden>)> {
     let Ctx { row, base_url, .. } = *cx;
     let views: Vec<Member<'_>> = loaded
         .iter()
@@ -131,12 +134,15 @@ fn merge_listings(
                 "{}{project}/",
                 sibling_url(base_url, &row.name, &m.row.name)
             ),
+            status: m.settings.status_of(project),
         })
         .collect();
-    policy::merge(
+    let own = crate::db::settings_of(row);
+    policy::merge_explained(
         project,
         &views,
         &RepoConfig::of(row).policy,
+        own.status_of(project),
         crate::db::now_millis(),
     )
 }
@@ -148,7 +154,30 @@ async fn merged(
     project: &str,
 ) -> Result<Option<Listing>, ApiError> {
     let (listings, _) = gather(cx, loaded, project).await?;
-    Ok(merge_listings(cx, loaded, &listings, project))
+    Ok(merge_listings(cx, loaded, &listings, project).map(|(l, _)| l))
+}
+
+/// What the virtual repo serves of `project` and what it leaves out, for the web UI.
+pub(super) async fn explain(
+    proxies: &Proxies,
+    env: Env<'_>,
+    hosted: &dyn Hosted,
+    row: &repo::Model,
+    format: &dyn ProxyFormat,
+    base_url: &str,
+    project: &str,
+) -> Result<Option<(Listing, Vec<policy::Hidden>)>, ApiError> {
+    let loaded = members(env, row).await?;
+    let cx = Ctx {
+        proxies,
+        env,
+        hosted,
+        row,
+        format,
+        base_url,
+    };
+    let (listings, _) = gather(&cx, &loaded, project).await?;
+    Ok(merge_listings(&cx, &loaded, &listings, project))
 }
 
 pub(super) async fn serve(
@@ -189,9 +218,10 @@ pub(super) async fn serve(
             if let Some(resp) = proxies.rendered.get(&key, &token) {
                 return Ok(Served::Render(resp));
             }
-            let listing = merge_listings(&cx, &loaded, &listings, &project).ok_or_else(|| {
-                ApiError::not_found(format!("No member of this repo has {project:?}."))
-            })?;
+            let (listing, _) =
+                merge_listings(&cx, &loaded, &listings, &project).ok_or_else(|| {
+                    ApiError::not_found(format!("No member of this repo has {project:?}."))
+                })?;
             let resp = format.render(req, Some(&listing), &[])?;
             proxies.rendered.put(key, token, resp.clone());
             Ok(Served::Render(resp))

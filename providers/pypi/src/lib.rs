@@ -98,10 +98,18 @@ impl PypiProvider {
                                 "There is no project {project:?} in this repo."
                             )));
                         }
+                        let status = cx.settings.status_of(project);
+                        if status.is_some_and(|s| s.status.hides_files()) {
+                            files.clear();
+                        }
                         simple::sort_files(&mut files);
                         let files: Vec<simple::PageFile<'_>> =
                             files.iter().map(simple::PageFile::from).collect();
-                        simple::project(format, project, &files, files_prefix)
+                        let meta = simple::ProjectMeta {
+                            status,
+                            ..Default::default()
+                        };
+                        simple::project_with(format, project, &files, files_prefix, meta)
                     }
                 };
                 let body = Bytes::from(body);
@@ -214,8 +222,21 @@ impl Provider for PypiProvider {
             if file.contains('/') {
                 return Err(Error::not_found("There is no such file."));
             }
-            if let Some(dist) = file.strip_suffix(".metadata") {
-                let record = cx.catalog.get(&format!("files/{dist}")).await?;
+            let dist = file.strip_suffix(".metadata");
+            let record = cx
+                .catalog
+                .get(&format!("files/{}", dist.unwrap_or(file)))
+                .await?;
+            if let Some(r) = &record
+                && let Some(s) = cx.settings.status_of(&r.key)
+                && s.status.hides_files()
+            {
+                return Err(Error::not_found(format!(
+                    "The project {} is quarantined in this repo; its files are withheld.",
+                    r.name
+                )));
+            }
+            if let Some(dist) = dist {
                 return match record {
                     Some(r) if r.meta.get("metadata_sha256").is_some_and(Value::is_string) => {
                         Ok(ServeResponse::blob(
@@ -232,7 +253,7 @@ impl Provider for PypiProvider {
                     ))),
                 };
             }
-            return match cx.catalog.get(&format!("files/{file}")).await? {
+            return match record {
                 Some(r) => Ok(ServeResponse::blob(
                     content_type(file),
                     BlobRef::Content { sha256: r.sha256 },

@@ -6,8 +6,8 @@ use artifactd_plugin_api::http::HeaderValue;
 use artifactd_plugin_api::http::header::{ACCEPT, CACHE_CONTROL, VARY};
 use artifactd_plugin_api::serde_json::{Map, Value};
 use artifactd_plugin_api::{
-    Error, FileRecord, ListedFile, Listing, ProxyFormat, ProxyPath, Result, ServeRequest,
-    ServeResponse, time,
+    Error, FileRecord, ListedFile, Listing, ProjectStatus, ProxyFormat, ProxyPath, Result,
+    ServeRequest, ServeResponse, Status, time,
 };
 
 use crate::names::{self, normalize, parse_filename};
@@ -121,8 +121,9 @@ fn parse_json(project: &str, page_url: &str, body: &[u8]) -> Result<Listing> {
         out.push(file);
     }
     let mut listing = Listing::new(name, out);
+    listing.status = status_of(page.get("project-status"));
     let mut meta = Map::new();
-    for key in ["project-status", "tracks", "alternate-locations"] {
+    for key in ["tracks", "alternate-locations"] {
         if let Some(v) = page.get(key) {
             meta.insert(key.into(), v.clone());
         }
@@ -267,7 +268,51 @@ fn parse_html(project: &str, page_url: &str, body: &[u8]) -> Result<Listing> {
         file.meta = Value::Object(meta);
         files.push(file);
     }
-    Ok(Listing::new(project, files))
+    let mut listing = Listing::new(project, files);
+    // Project-level `<meta>` tags: PEP 792 status, PEP 708 URLs.
+    let head = &lower[..lower.find("<body").unwrap_or(lower.len())];
+    let (mut status, mut reason) = (None, None);
+    let (mut tracks, mut alternates) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    while let Some(i) = head[at..].find("<meta") {
+        let open = at + i;
+        let Some(close) = head[open..].find('>').map(|c| open + c) else {
+            break;
+        };
+        at = close;
+        let attrs = attributes(&text[open + 5..close]);
+        let attr = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let (Some(name), Some(content)) = (attr("name"), attr("content")) else {
+            continue;
+        };
+        match name.as_str() {
+            "pypi:project-status" => status = Status::parse(content.trim()),
+            "pypi:project-status-reason" => reason = Some(content.chars().take(500).collect()),
+            "pypi:tracks" => tracks.push(Value::String(content)),
+            "pypi:alternate-locations" => alternates.push(Value::String(content)),
+            _ => {}
+        }
+    }
+    listing.status = status.map(|s| ProjectStatus::new(s, reason));
+    let mut meta = Map::new();
+    for (key, urls) in [("tracks", tracks), ("alternate-locations", alternates)] {
+        if !urls.is_empty() {
+            meta.insert(key.into(), Value::Array(urls));
+        }
+    }
+    listing.meta = Value::Object(meta);
+    Ok(listing)
+}
+
+/// A PEP 792 `project-status` object: `{"status": …, "reason": …}`.
+fn status_of(v: Option<&Value>) -> Option<ProjectStatus> {
+    let v = v?;
+    let status = Status::parse(v.get("status")?.as_str()?)?;
+    let reason = v
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|r| r.chars().take(500).collect());
+    Some(ProjectStatus::new(status, reason))
 }
 
 impl ProxyFormat for PypiProxy {
@@ -392,6 +437,7 @@ impl ProxyFormat for PypiProxy {
                     &files,
                     prefix,
                     simple::ProjectMeta {
+                        status: l.status.as_ref(),
                         tracks: &tracks,
                         alternate_locations: &alternate_locations,
                     },
@@ -506,13 +552,15 @@ mod tests {
         assert_eq!(w.companions, [(METADATA.to_owned(), SHA.to_owned())]);
         assert_eq!(w.meta["requires-python"], ">=3.8");
         assert_eq!(l.files[1].sha256, None, "no hash: listed, never served");
-        assert_eq!(l.meta["project-status"]["status"], "archived");
+        assert_eq!(l.status, Some(ProjectStatus::new(Status::Archived, None)));
     }
 
     #[test]
     fn reads_html_pages() {
         let body = format!(
-            "<!DOCTYPE html><html><body><h1>Links</h1>\n\
+            "<!DOCTYPE html><html><head><meta name=\"pypi:project-status\" content=\"quarantined\">\
+             <meta name='pypi:project-status-reason' content='under review &amp; more'>\
+             <meta name=\"pypi:tracks\" content=\"https://pypi.org/simple/demo-pkg/\"></head><body><h1>Links</h1>\n\
              <a href=\"/packages/demo_pkg-1.0-py3-none-any.whl#sha256={SHA}\" data-requires-python=\"&gt;=3.8\" data-dist-info-metadata=\"sha256={SHA}\">demo_pkg-1.0-py3-none-any.whl</a><br>\n\
              <A HREF='demo_pkg-1.1.tar.gz#sha256={SHA}' data-yanked>demo_pkg-1.1.tar.gz</A>\n\
              <abbr>not a link</abbr><a href=\"x\">other-1.0.tar.gz</a></body></html>"
@@ -538,5 +586,13 @@ mod tests {
         );
         assert_eq!(l.files[1].yanked.as_deref(), Some(""));
         assert_eq!(l.files[1].uploaded_at, None);
+        assert_eq!(
+            l.status,
+            Some(ProjectStatus::new(
+                Status::Quarantined,
+                Some("under review & more".into())
+            ))
+        );
+        assert_eq!(l.meta["tracks"][0], "https://pypi.org/simple/demo-pkg/");
     }
 }

@@ -1,17 +1,18 @@
-//! Rendering the simple repository API: PEP 503 HTML and PEP 691 JSON (api-version 1.1, with
-//! PEP 700 `versions`/`size`/`upload-time`, PEP 592 yanks and PEP 658/714 core metadata).
+//! Rendering the simple repository API: PEP 503 HTML and PEP 691 JSON (api-version 1.4, with
+//! PEP 700 `versions`/`size`/`upload-time`, PEP 592 yanks, PEP 658/714 core metadata, PEP 708
+//! `tracks`/`alternate-locations` and PEP 792 project status).
 
 use std::fmt::Write as _;
 
 use artifactd_plugin_api::html::{escape, url_segment};
 use artifactd_plugin_api::serde_json::{self, Value, json};
-use artifactd_plugin_api::{FileRecord, time};
+use artifactd_plugin_api::{FileRecord, ProjectStatus, Status, time};
 
 use crate::negotiate::Format;
 use crate::version::Version;
 
 /// The API version this index speaks.
-pub const API_VERSION: &str = "1.1";
+pub const API_VERSION: &str = "1.4";
 
 /// The root page: every project.
 pub fn root(format: Format, projects: &[(String, String)]) -> Vec<u8> {
@@ -25,7 +26,7 @@ pub fn root(format: Format, projects: &[(String, String)]) -> Vec<u8> {
         }
         Format::Html | Format::TextHtml => {
             let mut h = String::with_capacity(64 * projects.len() + 256);
-            h.push_str("<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.1\">\n<title>Simple index</title>\n</head>\n<body>\n<h1>Simple index</h1>\n");
+            h.push_str("<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.4\">\n<title>Simple index</title>\n</head>\n<body>\n<h1>Simple index</h1>\n");
             for (key, name) in projects {
                 let _ = writeln!(
                     h,
@@ -105,9 +106,12 @@ pub fn sort_page_files(files: &mut [PageFile<'_>]) {
     });
 }
 
-/// Project-level facts a page may carry: PEP 708 `tracks` and `alternate-locations` (URLs).
+/// Project-level facts a page may carry: PEP 708 `tracks` and `alternate-locations` (URLs), PEP
+/// 792 status.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProjectMeta<'a> {
+    /// PEP 792: the project's status (`None`: active).
+    pub status: Option<&'a ProjectStatus>,
     /// PEP 708: the repositories this project's page tracks.
     pub tracks: &'a [String],
     /// PEP 708: the other places the same project is served from on purpose.
@@ -128,6 +132,7 @@ pub fn project_with(
     meta: ProjectMeta<'_>,
 ) -> Vec<u8> {
     let pep708 = !meta.tracks.is_empty() || !meta.alternate_locations.is_empty();
+    let status = meta.status.filter(|s| s.status != Status::Active);
     match format {
         Format::Json => {
             let mut versions: Vec<&str> = Vec::new();
@@ -164,7 +169,7 @@ pub fn project_with(
                 })
                 .collect();
             let mut page = json!({
-                "meta": { "api-version": if pep708 { "1.2" } else { API_VERSION } },
+                "meta": { "api-version": API_VERSION },
                 "name": name,
                 "versions": versions,
                 "files": list,
@@ -173,15 +178,34 @@ pub fn project_with(
                 page["tracks"] = json!(meta.tracks);
                 page["alternate-locations"] = json!(meta.alternate_locations);
             }
+            if let Some(s) = status {
+                page["project-status"] = match &s.reason {
+                    Some(r) => json!({ "status": s.status.as_str(), "reason": r }),
+                    None => json!({ "status": s.status.as_str() }),
+                };
+            }
             json_bytes(&page)
         }
         Format::Html | Format::TextHtml => {
             let mut h = String::with_capacity(256 * files.len() + 256);
             let _ = write!(
                 h,
-                "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"{v}\">\n",
-                v = if pep708 { "1.2" } else { API_VERSION }
+                "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n"
             );
+            if let Some(s) = status {
+                let _ = writeln!(
+                    h,
+                    "<meta name=\"pypi:project-status\" content=\"{}\">",
+                    s.status.as_str()
+                );
+                if let Some(r) = &s.reason {
+                    let _ = writeln!(
+                        h,
+                        "<meta name=\"pypi:project-status-reason\" content=\"{}\">",
+                        escape(r)
+                    );
+                }
+            }
             for (tag, urls) in [
                 ("pypi:tracks", meta.tracks),
                 ("pypi:alternate-locations", meta.alternate_locations),

@@ -59,7 +59,7 @@ async fn pages_and_metadata() {
         "application/vnd.pypi.simple.v1+json"
     );
     let j: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(j["meta"]["api-version"], "1.1");
+    assert_eq!(j["meta"]["api-version"], "1.4");
     assert_eq!(j["versions"], json!(["1.0", "1.1"]));
     let wheel = &j["files"][0];
     assert_eq!(wheel["url"], "../../files/demo_pkg-1.0-py3-none-any.whl");

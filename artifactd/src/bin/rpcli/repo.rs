@@ -50,6 +50,19 @@ pub enum RepoCmd {
         #[arg(long)]
         min_age: Option<String>,
     },
+    /// Mark a project (PEP 792): archived (no uploads), quarantined (no uploads, no files
+    /// served), deprecated, or active again.
+    Status {
+        /// PROVIDER/NAME.
+        target: String,
+        /// The project.
+        project: String,
+        /// active, archived, quarantined or deprecated.
+        status: String,
+        /// Why, shown to clients and on the web page.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Change settings: KEY=VALUE (overwrite, private, delete_empty, min_age, min_age_exempt,
     /// block, allow_upstream, upload_to; lists comma-separated; an empty value clears).
     Set {
@@ -91,6 +104,13 @@ fn armored_keyring(file: &Path) -> Result<String> {
     artifactd::keyring::armor_binary(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
+/// `PROVIDER/NAME` split.
+fn split_target(target: &str) -> Result<(&str, &str)> {
+    target
+        .split_once('/')
+        .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))
+}
+
 /// Runs a `repo` command; `out` prints an answer (JSON or the sentence).
 pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result<()> {
     match action {
@@ -105,9 +125,7 @@ pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result
             r#virtual,
             min_age,
         } => {
-            let (provider, name) = target
-                .split_once('/')
-                .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))?;
+            let (provider, name) = split_target(target)?;
             let mut body = json!({ "provider": provider, "name": name });
             if !r#virtual.is_empty() {
                 body["kind"] = json!("virtual");
@@ -148,10 +166,21 @@ pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result
             };
             out(&r, format!("created {provider}/{name}, {what}"));
         }
+        RepoCmd::Status {
+            target,
+            project,
+            status,
+            reason,
+        } => {
+            let (provider, name) = split_target(target)?;
+            let body =
+                json!({ "project_status": { project: { "status": status, "reason": reason } } });
+            let path = format!("/api/v1/repos/{}/{}/settings", enc(provider), enc(name));
+            let r = c.json("PUT", &path, Some(&body))?;
+            out(&r, format!("{project} is {status} in {provider}/{name}"));
+        }
         RepoCmd::Set { target, pairs } => {
-            let (provider, name) = target
-                .split_once('/')
-                .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))?;
+            let (provider, name) = split_target(target)?;
             let mut patch = serde_json::Map::new();
             for pair in pairs {
                 let (k, v) = pair
