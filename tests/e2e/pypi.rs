@@ -323,7 +323,7 @@ fn simple_api_protocol_details() {
     );
     assert!(r.header("vary").unwrap().contains("Accept"));
     let page = r.json();
-    assert_eq!(page["meta"]["api-version"], "1.1");
+    assert_eq!(page["meta"]["api-version"], "1.4");
     assert_eq!(page["name"], "proto-pkg");
     assert_eq!(page["versions"], serde_json::json!(["0.5", "1.0", "1.1"]));
     for f in page["files"].as_array().unwrap() {

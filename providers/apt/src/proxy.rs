@@ -284,9 +284,13 @@ mod tests {
             p.classify("pool/main/h/hello/hello_1.0_amd64.deb"),
             ProxyPath::Vouched { content: None }
         );
+        assert_eq!(
+            p.classify("pubkey.gpg"),
+            ProxyPath::Keyring { armored: false }
+        );
         for bad in [
             "",
-            "pubkey.asc",
+            "key.asc",
             "pool/../etc/passwd",
             "dists//InRelease",
             "pool/a b",
