@@ -164,3 +164,110 @@ pub(crate) fn large_files(rep: &mut Report, scratch: &Path, cfg: &Config) {
     );
     let _ = std::fs::remove_file(scratch.join(&deb));
 }
+
+/// `curl` download of `url` to nowhere: (seconds to the first byte, seconds in all).
+fn curl_download(url: &str) -> (f64, f64) {
+    let out = sh(artifactd_tests::tool("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{time_starttransfer} %{time_total}",
+        url,
+    ]));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(parts.first(), Some(&"200"), "download of {url}: {out}");
+    let secs = |i: usize| {
+        parts
+            .get(i)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (secs(1), secs(2))
+}
+
+/// The measurement's name: `proxied first fetch, 1024 MiB wheel`.
+pub(crate) fn proxied_what(cfg: &Config) -> String {
+    format!("proxied first fetch, {} MiB wheel", cfg.huge >> 20)
+}
+
+/// A large wheel fetched through a proxy repo for the first time (streamed to the client while
+/// it is written, hashed and kept), against downloading it from the upstream directly.
+pub(crate) fn proxied_file(rep: &mut Report, scratch: &Path, cfg: &Config) {
+    let up = Server::start_with(Options::default());
+    let wheel = big_wheel(scratch, cfg.huge);
+    curl_upload(&up, "provider=pypi&reponame=big", &scratch.join(&wheel));
+    let _ = std::fs::remove_file(scratch.join(&wheel));
+    let direct_url = up.url(&format!("/repo/pypi/big/files/{wheel}"));
+    // Warm the upstream's page cache of the file, as a proxy's upstream would be.
+    curl_download(&direct_url);
+    let (direct_first, direct_total) = curl_download(&direct_url);
+    let s = Server::start_with(Options::default());
+    let r = s.json_as(
+        "POST",
+        Some(&s.token),
+        "/api/v1/repos",
+        &serde_json::json!({ "provider": "pypi", "name": "px", "kind": "proxy",
+            "upstream": { "url": up.url("/repo/pypi/big/simple/"), "token": up.token } }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A client reads the project page before the file.
+    assert_eq!(s.get("/repo/pypi/px/bench-big/").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let (before, _) = s.rss_kib();
+    let cpu = (s.cpu_secs(), up.cpu_secs());
+    let (first, total) = curl_download(&s.url(&format!("/repo/pypi/px/files/{wheel}")));
+    let (_, peak) = s.rss_kib();
+    let cpu = (s.cpu_secs() - cpu.0, up.cpu_secs() - cpu.1);
+    let what = proxied_what(cfg);
+    for (subject, first, total) in [
+        ("upstream", direct_first, direct_total),
+        ("artifactd", first, total),
+    ] {
+        rep.add(
+            "proxy",
+            &format!("{what}: first byte"),
+            0,
+            subject,
+            first * 1000.0,
+            "ms",
+            String::new(),
+        );
+        rep.add(
+            "proxy",
+            &format!("{what}: total"),
+            0,
+            subject,
+            total,
+            "s",
+            format!("{:.0} MB/s", cfg.huge as f64 / total / 1e6),
+        );
+    }
+    rep.add(
+        "proxy",
+        &format!("{what}: RSS growth"),
+        0,
+        "artifactd",
+        peak.saturating_sub(before) as f64 / 1024.0,
+        "MiB",
+        format!("before {} MiB, peak {} MiB", before / 1024, peak / 1024),
+    );
+    // Where the time goes on a machine with few cores: the proxy receives, hashes, writes and
+    // sends every byte, the upstream and curl run beside it.
+    rep.add(
+        "proxy",
+        &format!("{what}: CPU time"),
+        0,
+        "artifactd",
+        cpu.0,
+        "s",
+        format!(
+            "upstream {:.2} s, {} cores",
+            cpu.1,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+    );
+    // The cached copy is the upstream's bytes.
+    let cached = s.head(&format!("/repo/pypi/px/files/{wheel}"));
+    assert_eq!(cached.header("x-artifactd-cache"), Some("hit"));
+}

@@ -111,6 +111,8 @@ fn main() {
     limits(&mut rep, scratch, cfg.huge);
     eprintln!("== large files");
     large_files(&mut rep, scratch, &cfg);
+    eprintln!("== a large file through a proxy");
+    proxied_file(&mut rep, scratch, &cfg);
     for &n in &cfg.ns {
         eprintln!("== N = {n}");
         let data = generate(n, scratch);

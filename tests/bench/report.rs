@@ -170,6 +170,41 @@ pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
         peak <= 32.0,
         format!("+{peak:.1} MiB"),
     );
+    proxy_targets(rep, cfg);
+}
+
+/// The proxied first fetch of a large file: first byte within 1 s of the upstream's, RSS
+/// growth <= 32 MiB, total within 1.2x of a direct download from the upstream.
+fn proxy_targets(rep: &mut Report, cfg: &Config) {
+    let what = proxied_what(cfg);
+    let get = |rep: &Report, part: &str, subject: &str| {
+        rep.get("proxy", &format!("{what}: {part}"), 0, subject)
+            .unwrap_or(f64::NAN)
+    };
+    let (first, direct) = (
+        get(rep, "first byte", "artifactd"),
+        get(rep, "first byte", "upstream"),
+    );
+    rep.check(
+        format!("{what}: first byte within 1 s of the upstream's"),
+        first - direct <= 1000.0,
+        format!("{first:.0} ms vs {direct:.0} ms"),
+    );
+    let (total, direct) = (
+        get(rep, "total", "artifactd"),
+        get(rep, "total", "upstream"),
+    );
+    rep.check(
+        format!("{what}: total within 1.2x of a direct download"),
+        total <= 1.2 * direct,
+        format!("{total:.2} s vs {direct:.2} s, {:.2}x", total / direct),
+    );
+    let rss = get(rep, "RSS growth", "artifactd");
+    rep.check(
+        format!("{what}: RSS growth <= 32 MiB"),
+        rss <= 32.0,
+        format!("+{rss:.1} MiB"),
+    );
 }
 
 pub(crate) fn write_report(rep: &Report, cfg: &Config, quick: bool) {

@@ -227,6 +227,23 @@ impl Server {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU seconds the server has used (user and system), from `/proc/PID/stat`.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("proc stat");
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// What the server logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

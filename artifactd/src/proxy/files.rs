@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use sha2::Digest as _;
-use tokio::io::AsyncWriteExt as _;
 
 use super::upstream::{FetchError, Upstream};
 use super::{CACHE_HEADER, Env, Policy, Proxies, Served, bad_gateway, cache, policy};
@@ -222,6 +221,42 @@ pub(super) async fn fetch_checked(
     Ok(Served::Stream(out))
 }
 
+/// Chunks waiting for the writer thread.
+const WRITER_QUEUE: usize = 8;
+
+/// A blocking thread that hashes and writes the chunks it is sent to `temp`; it answers the
+/// hex SHA-256 and the bytes written once the sender is dropped.
+#[allow(clippy::type_complexity)] // A channel and the task's handle, named where used.
+fn hash_and_write(
+    temp: &std::path::Path,
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<Bytes>,
+        tokio::task::JoinHandle<Result<(String, u64), String>>,
+    ),
+    String,
+> {
+    use std::io::Write as _;
+    let file =
+        std::fs::File::create(temp).map_err(|e| format!("cannot write a temporary file: {e}"))?;
+    let (wtx, mut wrx) = tokio::sync::mpsc::channel::<Bytes>(WRITER_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = sha2::Sha256::new();
+        let mut written = 0u64;
+        while let Some(chunk) = wrx.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .map_err(|e| format!("cannot write a temporary file: {e}"))?;
+            written += chunk.len() as u64;
+        }
+        file.flush()
+            .map_err(|e| format!("cannot write a temporary file: {e}"))?;
+        Ok((hex::encode(hasher.finalize()), written))
+    });
+    Ok((wtx, writer))
+}
+
 /// One first fetch of a file.
 struct Fetch {
     db: crate::db::Db,
@@ -263,18 +298,17 @@ impl Fetch {
         }
     }
 
-    /// Writes and hashes the upstream's bytes, passing all but the last chunk on to the client
-    /// (while it listens); returns the size and the held-back chunk.
+    /// Passes the upstream's bytes on to the client (all but the last chunk, while it listens)
+    /// and to a writer thread that hashes them and writes the temporary file, so receiving,
+    /// hashing and writing overlap; returns the size and the held-back chunk once the hash is
+    /// the index's.
     async fn copy(
         &self,
         resp: &mut reqwest::Response,
         temp: &std::path::Path,
         tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     ) -> Result<(u64, Option<Bytes>), String> {
-        let mut file = tokio::fs::File::create(temp)
-            .await
-            .map_err(|e| format!("cannot write a temporary file: {e}"))?;
-        let mut hasher = sha2::Sha256::new();
+        let (wtx, writer) = hash_and_write(temp)?;
         let mut size = 0u64;
         let mut held: Option<Bytes> = None;
         let mut listening = true;
@@ -297,10 +331,10 @@ impl Fetch {
                     self.filename, self.max_bytes
                 ));
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| format!("cannot write a temporary file: {e}"))?;
+            if wtx.send(chunk.clone()).await.is_err() {
+                // The writer stopped: its error says why.
+                break;
+            }
             if let Some(previous) = held.replace(chunk)
                 && listening
                 && tx.send(Ok(previous)).await.is_err()
@@ -309,10 +343,15 @@ impl Fetch {
                 listening = false;
             }
         }
-        file.sync_data()
+        drop(wtx);
+        let (digest, written) = writer
             .await
-            .map_err(|e| format!("cannot write a temporary file: {e}"))?;
-        let digest = hex::encode(hasher.finalize());
+            .map_err(|e| format!("the writer task failed: {e}"))??;
+        if written != size {
+            return Err(format!(
+                "cannot write a temporary file: {written} of {size} bytes written"
+            ));
+        }
         if digest != self.sha256 {
             return Err(format!(
                 "{} has SHA-256 {digest}, not the {} the upstream's index gives",
@@ -322,8 +361,13 @@ impl Fetch {
         Ok((size, held.filter(|_| listening)))
     }
 
-    /// Stores the checked file and its row.
+    /// Makes the checked file durable, stores it and records its row.
     async fn keep(&self, temp: &std::path::Path, size: u64) -> Result<(), String> {
+        let path = temp.to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_data())
+            .await
+            .map_err(|e| format!("the sync task failed: {e}"))?
+            .map_err(|e| format!("cannot write a temporary file: {e}"))?;
         self.blobs
             .put_content(temp, &self.sha256)
             .await
