@@ -80,9 +80,10 @@ pub fn apply_settings(
             }
             ("private", Value::Bool(b)) => settings.private = *b,
             ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
+            ("auto_snapshot", Value::Bool(b)) => settings.auto_snapshot = *b,
             _ => {
                 return Err(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), project_status, and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
+                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), auto_snapshot (true/false, APT), project_status, and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
                 ));
             }
         }

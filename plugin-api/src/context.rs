@@ -46,6 +46,9 @@ pub struct RepoSettings {
     pub private: bool,
     /// Whether deleting the last package deletes the repo.
     pub delete_empty: bool,
+    /// Whether every publish that changes a dist's indexes also takes a snapshot of it (APT).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_snapshot: bool,
     /// Projects an administrator marked (by the provider's package key); unmarked ones are
     /// active.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]

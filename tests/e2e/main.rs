@@ -8,6 +8,8 @@ mod pypi;
 mod apt;
 // apt-get updating while uploads publish.
 mod apt_race;
+// Snapshots, promotion and roll-back of APT dists.
+mod lifecycle;
 // Proxy repos of another artifactd and of a scripted upstream.
 mod proxy;
 // APT proxy repos: apt-get through a proxy that verifies its upstream's signatures.

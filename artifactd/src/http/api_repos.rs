@@ -22,6 +22,7 @@ fn settings_json(s: &RepoSettings, row: &repo::Model) -> Value {
         "overwrite": if s.overwrite { "allow" } else { "deny" },
         "private": s.private,
         "delete_empty": s.delete_empty,
+        "auto_snapshot": s.auto_snapshot,
         "project_status": crate::proxy::settings::status_json(s),
     });
     if let Some(obj) = v.as_object_mut() {

@@ -410,7 +410,7 @@ async fn publish_all(
         chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft, node).await
+    finish(cx, dist, state, shape, draft, previous, node).await
 }
 
 /// The incremental publish: whether anything changed, `None` when it cannot be sure and a full
@@ -513,23 +513,27 @@ async fn publish_changes(
         chunks: previous.chunks,
         ..State::default()
     };
-    finish(cx, dist, state, shape, draft, node).await?;
+    finish(cx, dist, state, shape, draft, previous, node).await?;
     Ok(Some(true))
 }
 
 /// Writes `Release` for the drafted files, signs it and switches the dist's state; then, when
-/// due, deletes index files replaced long enough ago.
+/// the repo asks for it and the indexes changed, takes an automatic snapshot; then, when due,
+/// deletes index files replaced long enough ago.
 async fn finish(
     cx: &RepoContext,
     dist: &str,
     mut state: State,
     shape: Shape,
     draft: Draft,
+    previous: &State,
     node: &Node,
 ) -> Result<()> {
+    let changed = previous.files != draft.files;
     let now = time::now_millis();
     let mut release = format!(
-        "Origin: artifactd\nLabel: {repo}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {arches}\nComponents: {comps}\nDescription: artifactd repository {repo}, {dist}\nAcquire-By-Hash: yes\nSHA256:\n",
+        "Origin: artifactd\nLabel: {repo}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {arches}\nComponents: {comps}\nDescription: artifactd repository {repo}, {dist}\nAcquire-By-Hash: yes\nSnapshots: {base}snapshots/@SNAPSHOTID@/\nSHA256:\n",
+        base = cx.base_url,
         repo = cx.repo,
         date = time::rfc2822(now),
         arches = shape.architectures.join(" "),
@@ -550,6 +554,9 @@ async fn finish(
     cx.blobs
         .put(&state_path(dist), PutPayload::from(body))
         .await?;
+    if cx.settings.auto_snapshot && changed {
+        crate::snapshot::take_auto(cx, dist, now, node).await?;
+    }
     node.sweeper.maybe_sweep(cx, dist, &state, now).await?;
     Ok(())
 }

@@ -5,14 +5,19 @@
 //! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz]` and their `by-hash/SHA256/…`;
 //! - `pool/<component>/<prefix>/<source>/<file>.deb`: the packages;
 //! - `pubkey` (armored), `pubkey.gpg` (binary keyring), `dists/<dist>/install` (set-up script);
+//! - `snapshots/<name>/dists/<dist>/…` and `snapshots/<name>/pool/…`: frozen dists;
 //! - `` and `dists/<dist>/`: HTML listings.
+//!
+//! API calls (JSON `POST`s, write access): `snapshots` (take one) and `promote`.
 
 mod deb;
 mod index;
 mod plain;
+mod promote;
 pub mod proxy;
 mod retire;
 mod serve;
+mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod view;
@@ -55,6 +60,7 @@ struct StateCache {
 pub struct AptProvider {
     cache: StateCache,
     node: index::Node,
+    snapshots: snapshot::SnapshotCache,
     /// How each publish went, for tests of the incremental path.
     #[cfg(test)]
     published: Mutex<Vec<index::Published>>,
@@ -226,9 +232,21 @@ impl Provider for AptProvider {
 
     async fn serve(&self, cx: &RepoContext, req: ServeRequest) -> Result<ServeResponse> {
         if !req.is_read() {
-            return Err(Error::not_found("There is no such API call."));
+            return match (req.method.as_str(), req.path.as_str()) {
+                ("POST", "snapshots") => self.call_snapshot(cx, &req.body).await,
+                ("POST", "promote") => self.call_promote(cx, &req.body).await,
+                _ => Err(Error::not_found(
+                    "There is no such API call: this repo takes POST snapshots and POST promote.",
+                )),
+            };
         }
         let path = req.path.as_str();
+        if path == "snapshots" || path == "snapshots/" {
+            return self.serve_snapshot(cx, "").await;
+        }
+        if let Some(rest) = path.strip_prefix("snapshots/") {
+            return self.serve_snapshot(cx, rest).await;
+        }
         match path {
             "" => return view::root_page(cx).await,
             "pubkey" | "pubkey.asc" => {

@@ -8,7 +8,9 @@ use artifactd_plugin_api::http::header::CACHE_CONTROL;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::{BlobRef, Error, RepoContext, Result, ServeResponse};
 
-use crate::{AptProvider, index, retire, view};
+use artifactd_plugin_api::serde_json;
+
+use crate::{AptProvider, index, retire, snapshot, view};
 
 impl AptProvider {
     pub(crate) async fn state(&self, cx: &RepoContext, dist: &str) -> Result<Arc<index::State>> {
@@ -141,5 +143,120 @@ impl AptProvider {
                 )
             }
         }
+    }
+}
+
+impl AptProvider {
+    /// A read below `snapshots/`: the list (`snapshots/`), a frozen dist
+    /// (`snapshots/<name>/dists/<dist>/…`) or its pool (`snapshots/<name>/pool/…`).
+    pub(crate) async fn serve_snapshot(
+        &self,
+        cx: &RepoContext,
+        rest: &str,
+    ) -> Result<ServeResponse> {
+        let all = snapshot::list(cx).await?;
+        if rest.is_empty() {
+            let list: Vec<_> = all
+                .iter()
+                .map(|(name, dist)| serde_json::json!({ "name": name, "dist": dist }))
+                .collect();
+            return Ok(ServeResponse::bytes(
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({ "snapshots": list }))
+                    .map_err(|e| Error::internal("snapshot list", e))?,
+            ));
+        }
+        let (name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        if !crate::valid_segment(name) {
+            return Err(Error::not_found("There is no such snapshot."));
+        }
+        let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
+        if rest.starts_with("pool/") {
+            for (_, dist) in all.iter().filter(|(_, d)| !d.is_empty()) {
+                let Some(found) = snapshot::resolve(&all, name, dist) else {
+                    continue;
+                };
+                let snap = self.snapshots.get(cx, found, dist).await?;
+                if let Ok(i) = snap.records.binary_search_by(|r| r.path.as_str().cmp(rest)) {
+                    return Ok(ServeResponse::blob(
+                        "application/vnd.debian.binary-package",
+                        BlobRef::Content {
+                            sha256: snap.records[i].sha256.clone(),
+                        },
+                    )
+                    .with_header(CACHE_CONTROL, immutable));
+                }
+            }
+            return Err(Error::not_found(format!(
+                "There is no file {rest:?} in snapshot {name:?}."
+            )));
+        }
+        let Some((dist, file)) = rest.strip_prefix("dists/").and_then(|r| r.split_once('/')) else {
+            return Err(Error::not_found(format!(
+                "There is nothing at this path of snapshot {name:?}."
+            )));
+        };
+        let found = snapshot::resolve(&all, name, dist).ok_or_else(|| {
+            Error::not_found(format!("There is no snapshot {name:?} of dist {dist:?}."))
+        })?;
+        let snap = self.snapshots.get(cx, found, dist).await?;
+        let state = &snap.state;
+        let text = |body: &str| {
+            ServeResponse::bytes("text/plain; charset=utf-8", body.to_owned())
+                .with_header(CACHE_CONTROL, immutable.clone())
+        };
+        match file {
+            "InRelease" => return Ok(text(&state.inrelease)),
+            "Release" => return Ok(text(&state.release)),
+            "Release.gpg" => {
+                return Ok(ServeResponse::bytes(
+                    "application/pgp-signature",
+                    state.release_gpg.clone(),
+                )
+                .with_header(CACHE_CONTROL, immutable));
+            }
+            _ => {}
+        }
+        // By name, or by hash: `main/binary-amd64/by-hash/SHA256/<hex>` is the file of that
+        // folder with that hash.
+        let rel = match file.split_once("by-hash/SHA256/") {
+            Some((dir, hex)) => state
+                .files
+                .iter()
+                .find(|(rel, f)| {
+                    f.sha256 == hex
+                        && rel
+                            .rsplit_once('/')
+                            .is_some_and(|(d, _)| format!("{d}/") == dir)
+                })
+                .map(|(rel, _)| rel.as_str()),
+            None => state.files.contains_key(file).then_some(file),
+        }
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "There is no index file {file:?} in snapshot {name:?} of dist {dist:?}."
+            ))
+        })?;
+        let blob = state
+            .files
+            .get(rel)
+            .map(|f| f.blob.clone())
+            .unwrap_or_default();
+        if blob.is_empty() {
+            return Ok(ServeResponse::bytes(
+                "text/plain; charset=utf-8",
+                self.node.plain.plain(cx, state, rel).await?,
+            )
+            .with_header(CACHE_CONTROL, immutable));
+        }
+        Ok(ServeResponse::blob(
+            if rel.ends_with(".gz") {
+                "application/gzip"
+            } else {
+                "application/octet-stream"
+            },
+            BlobRef::Derived(BlobPath::from(blob.as_str())),
+        )
+        .with_header(CACHE_CONTROL, immutable))
     }
 }

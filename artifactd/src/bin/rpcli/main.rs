@@ -3,6 +3,7 @@
 //! Compatible with the seed's calls:
 //! `rpcli -s http://localhost:8080 upload -y apt -f FILE -r REPO -p NAME -i VERSION -a dist=trusty`.
 
+mod apt;
 mod client;
 mod repo;
 
@@ -13,6 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use apt::AptCmd;
 use client::{Client, enc};
 use repo::RepoCmd;
 
@@ -119,7 +121,7 @@ enum Cmd {
         #[command(subcommand)]
         action: RepoCmd,
     },
-    /// APT repository keys.
+    /// APT repos: signing key, snapshots, promotion.
     Apt {
         #[command(subcommand)]
         action: AptCmd,
@@ -148,25 +150,6 @@ enum TokenCmd {
     Revoke {
         /// The token's id.
         id: i64,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AptCmd {
-    /// Import an armored OpenPGP secret key as the repo's signing key.
-    ImportKey {
-        /// Repo.
-        #[arg(short = 'r', long = "repo")]
-        repo: String,
-        /// The armored secret key file.
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-        /// Its passphrase (also from ARTIFACTD_KEY_PASSPHRASE).
-        #[arg(long, env = "ARTIFACTD_KEY_PASSPHRASE", hide_env_values = true)]
-        passphrase: Option<String>,
-        /// Days the old key keeps signing too.
-        #[arg(long)]
-        transition_days: Option<u32>,
     },
 }
 
@@ -383,23 +366,7 @@ fn run(cli: &Cli) -> Result<()> {
             );
         }
         Cmd::Repo { action } => repo::run(&c, action, &out)?,
-        Cmd::Apt {
-            action:
-                AptCmd::ImportKey {
-                    repo,
-                    file,
-                    passphrase,
-                    transition_days,
-                },
-        } => {
-            let armored = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let r = c.json("PUT", &format!("/api/v1/repos/apt/{}/key", enc(repo)), Some(&json!({ "armored": armored, "passphrase": passphrase, "transition_days": transition_days })))?;
-            out(
-                &r,
-                format!("imported key {}", r["fingerprint"].as_str().unwrap_or("?")),
-            );
-        }
+        Cmd::Apt { action } => apt::run(&c, action, &out)?,
     }
     Ok(())
 }

@@ -193,7 +193,7 @@ pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result
                             .filter(|s| !s.is_empty())
                             .collect::<Vec<_>>()
                     ),
-                    "private" | "delete_empty" => json!(
+                    "private" | "delete_empty" | "auto_snapshot" => json!(
                         v.parse::<bool>()
                             .with_context(|| format!("{k} takes true or false"))?
                     ),

@@ -1,0 +1,315 @@
+//! Snapshots: a dist's published state frozen under a name, served as its own signed dist at
+//! `snapshots/<name>/dists/<dist>/` with its pool at `snapshots/<name>/pool/`.
+//!
+//! A snapshot copies the dist's index files (small) and its signed Release as they are, and
+//! lists the records the indexes name; package files are not copied: the pool below the
+//! snapshot serves the same blobs. Snapshots are immutable (created once, with
+//! `PutMode::Create`, so two nodes cannot both create one name). Automatic snapshots, taken on
+//! every publish when the repo's `auto_snapshot` setting is on, are named by the publish's UTC
+//! second (`20261206T120000Z`, the form of apt's snapshot servers); a name of that form that
+//! has no snapshot resolves to the latest snapshot taken before it, as on snapshot.debian.org.
+//! Release carries `Snapshots:`, so apt 3's `apt update --snapshot ID` finds them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use artifactd_plugin_api::object_store::path::Path as BlobPath;
+use artifactd_plugin_api::object_store::{
+    ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+};
+use artifactd_plugin_api::serde::{Deserialize, Serialize};
+use artifactd_plugin_api::serde_json;
+use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, time};
+
+use crate::index::{self, Node, State, read_blob};
+
+/// A frozen dist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "artifactd_plugin_api::serde")]
+pub struct Snapshot {
+    /// Its name.
+    pub name: String,
+    /// The dist it froze.
+    pub dist: String,
+    /// When it was taken, ms since the epoch.
+    pub created: i64,
+    /// Taken by a publish, not by an administrator.
+    pub auto: bool,
+    /// The dist's state, its index files' blobs pointing at the snapshot's copies.
+    pub state: State,
+    /// The records its indexes list.
+    pub records: Vec<FileRecord>,
+}
+
+/// Where a snapshot of `dist` keeps its files.
+fn root(name: &str, dist: &str) -> String {
+    format!("snapshots/{name}/dists/{dist}")
+}
+
+fn meta_path(name: &str, dist: &str) -> BlobPath {
+    BlobPath::from(format!("{}/snapshot.json", root(name, dist)))
+}
+
+/// The name of an automatic snapshot taken at `ms`: `YYYYMMDDTHHMMSSZ`.
+pub fn auto_name(ms: i64) -> String {
+    let rfc = time::rfc3339_millis(ms);
+    // "2026-12-06T12:00:00.000Z": keep the digits of date and time.
+    let digits: String = rfc.chars().take(19).filter(char::is_ascii_digit).collect();
+    format!(
+        "{}T{}Z",
+        &digits[..8.min(digits.len())],
+        digits.get(8..).unwrap_or("")
+    )
+}
+
+/// Whether `name` has the form of an automatic snapshot's name.
+pub fn is_time_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+}
+
+/// The `path → sha256` of every package file the dist's `Packages` files list.
+async fn listed_files(
+    cx: &RepoContext,
+    state: &State,
+    node: &Node,
+) -> Result<BTreeMap<String, String>> {
+    let mut listed = BTreeMap::new();
+    for rel in state.files.keys().filter(|r| r.ends_with("/Packages")) {
+        let text = node.plain.plain(cx, state, rel).await?;
+        let text = String::from_utf8_lossy(&text);
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            if let (Some(path), Some(sha)) = (field("Filename:"), field("SHA256:")) {
+                listed.insert(path, sha);
+            }
+        }
+    }
+    Ok(listed)
+}
+
+/// Freezes `dist` as it is published now under `name`.
+///
+/// # Errors
+/// `NotFound` for a dist never published, `Conflict` when the name is taken for this dist or
+/// the dist changed while it was read, storage failures.
+pub async fn create(
+    cx: &RepoContext,
+    dist: &str,
+    name: &str,
+    auto: bool,
+    node: &Node,
+) -> Result<Snapshot> {
+    let state = index::load_state(cx, dist)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("There is no published dist {dist:?}.")))?;
+    if read_blob(cx, &meta_path(name, dist)).await?.is_some() {
+        return Err(taken(name, dist));
+    }
+    let listed = listed_files(cx, &state, node).await?;
+    let mut records: Vec<FileRecord> = cx
+        .catalog
+        .list(ListQuery::all().in_scope(dist))
+        .await?
+        .into_iter()
+        .filter(|r| listed.get(&r.path) == Some(&r.sha256))
+        .collect();
+    records.sort_by(|a, b| a.path.cmp(&b.path));
+    if records.len() != listed.len() {
+        return Err(Error::Conflict(format!(
+            "Dist {dist:?} changed while the snapshot was taken; try again."
+        )));
+    }
+    let mut frozen = state.clone();
+    let from = format!("dists/{dist}/");
+    let to = format!("{}/", root(name, dist));
+    for f in frozen.files.values_mut() {
+        if let Some(rest) = f.blob.strip_prefix(&from) {
+            let copy = format!("{to}{rest}");
+            cx.blobs
+                .copy(
+                    &BlobPath::from(f.blob.as_str()),
+                    &BlobPath::from(copy.as_str()),
+                )
+                .await?;
+            f.blob = copy;
+        }
+    }
+    let snap = Snapshot {
+        name: name.to_owned(),
+        dist: dist.to_owned(),
+        created: time::now_millis(),
+        auto,
+        state: frozen,
+        records,
+    };
+    let body = serde_json::to_vec(&snap).map_err(|e| Error::internal("snapshot", e))?;
+    let put = cx
+        .blobs
+        .put_opts(
+            &meta_path(name, dist),
+            PutPayload::from(body),
+            PutOptions::from(PutMode::Create),
+        )
+        .await;
+    match put {
+        Ok(_) => Ok(snap),
+        Err(artifactd_plugin_api::object_store::Error::AlreadyExists { .. }) => {
+            Err(taken(name, dist))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn taken(name: &str, dist: &str) -> Error {
+    Error::Conflict(format!(
+        "There is a snapshot {name:?} of dist {dist:?} already; snapshots do not change."
+    ))
+}
+
+/// Takes the automatic snapshot of a publish at `now`: named by its second, or by the next
+/// free second when a publish in the same second took that name.
+///
+/// # Errors
+/// Storage failures.
+pub async fn take_auto(cx: &RepoContext, dist: &str, now: i64, node: &Node) -> Result<String> {
+    for step in 0..60 {
+        let name = auto_name(now + step * 1000);
+        if read_blob(cx, &meta_path(&name, dist)).await?.is_some() {
+            continue;
+        }
+        match create(cx, dist, &name, true, node).await {
+            Ok(_) => return Ok(name),
+            // Another node took the name meanwhile: the next second.
+            Err(Error::Conflict(_)) if read_blob(cx, &meta_path(&name, dist)).await?.is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "Dist {dist:?} was published more than 60 times in a minute; no automatic snapshot was taken."
+    )))
+}
+
+/// `(name, dist)` of every snapshot of the repo, sorted.
+///
+/// # Errors
+/// Storage failures.
+pub async fn list(cx: &RepoContext) -> Result<BTreeSet<(String, String)>> {
+    use artifactd_plugin_api::futures::StreamExt as _;
+    let mut out = BTreeSet::new();
+    let mut listing = cx.blobs.list(Some(&BlobPath::from("snapshots")));
+    while let Some(meta) = listing.next().await {
+        let path = meta?.location.to_string();
+        let parts: Vec<&str> = path.split('/').collect();
+        if let ["snapshots", name, "dists", dist, "snapshot.json"] = parts.as_slice() {
+            out.insert(((*name).to_owned(), (*dist).to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// The snapshot of `dist` that `name` means: the one of that name, or for a time-shaped name,
+/// the latest time-named snapshot at or before it.
+pub fn resolve<'a>(all: &'a BTreeSet<(String, String)>, name: &str, dist: &str) -> Option<&'a str> {
+    if let Some((n, _)) = all.get(&(name.to_owned(), dist.to_owned())) {
+        return Some(n);
+    }
+    if !is_time_name(name) {
+        return None;
+    }
+    all.iter()
+        .filter(|(n, d)| d == dist && is_time_name(n) && n.as_str() <= name)
+        .map(|(n, _)| n.as_str())
+        .max()
+}
+
+/// Snapshots read once (they never change), per repo.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    frozen: Mutex<BTreeMap<(String, String, String), Arc<Snapshot>>>,
+}
+
+impl SnapshotCache {
+    /// The snapshot `name` of `dist`.
+    ///
+    /// # Errors
+    /// `NotFound`, storage failures, an unreadable snapshot.
+    pub async fn get(&self, cx: &RepoContext, name: &str, dist: &str) -> Result<Arc<Snapshot>> {
+        let key = (cx.repo.clone(), name.to_owned(), dist.to_owned());
+        if let Some(s) = self.lock().get(&key) {
+            return Ok(s.clone());
+        }
+        let bytes = read_blob(cx, &meta_path(name, dist))
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!("There is no snapshot {name:?} of dist {dist:?}."))
+            })?;
+        let snap: Snapshot = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal("snapshot is unreadable", e))?;
+        let snap = Arc::new(snap);
+        let mut frozen = self.lock();
+        if frozen.len() > 256 {
+            frozen.clear();
+        }
+        frozen.insert(key, snap.clone());
+        Ok(snap)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String, String), Arc<Snapshot>>> {
+        self.frozen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_names_have_the_form_of_apts_snapshot_servers() {
+        // 2026-12-06T12:00:00Z
+        let ms = 1_796_558_400_000;
+        assert_eq!(auto_name(ms), "20261206T120000Z");
+        assert_eq!(auto_name(ms + 1_500), "20261206T120001Z");
+        assert!(is_time_name("20261206T120000Z"));
+        assert!(!is_time_name("release-1.0"));
+        assert!(!is_time_name("20261206T1200000"));
+    }
+
+    #[test]
+    fn a_time_resolves_to_the_latest_snapshot_before_it() {
+        let all: BTreeSet<(String, String)> = [
+            ("20261201T000000Z", "stable"),
+            ("20261203T000000Z", "stable"),
+            ("20261202T000000Z", "testing"),
+            ("release-1", "stable"),
+        ]
+        .iter()
+        .map(|(n, d)| ((*n).to_owned(), (*d).to_owned()))
+        .collect();
+        assert_eq!(resolve(&all, "release-1", "stable"), Some("release-1"));
+        assert_eq!(resolve(&all, "release-1", "testing"), None);
+        assert_eq!(
+            resolve(&all, "20261202T120000Z", "stable"),
+            Some("20261201T000000Z")
+        );
+        assert_eq!(
+            resolve(&all, "20261203T000000Z", "stable"),
+            Some("20261203T000000Z")
+        );
+        assert_eq!(resolve(&all, "20261130T000000Z", "stable"), None);
+        assert_eq!(
+            resolve(&all, "20261231T000000Z", "testing"),
+            Some("20261202T000000Z")
+        );
+    }
+}
