@@ -9,7 +9,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 
-use crate::db::entities::{file, repo};
+use crate::db::entities::{blob_hold, file, repo};
 use crate::db::{Db, now_millis};
 
 fn db_err(e: DbErr) -> Error {
@@ -356,5 +356,46 @@ impl Catalog for DbCatalog {
             .await
             .map_err(db_err)?;
         Ok(u64::try_from(generation.unwrap_or(0)).unwrap_or(0))
+    }
+
+    async fn hold(&self, tag: &str, sha256s: &[String]) -> Result<()> {
+        let repo_id = self.repo_id()?;
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        blob_hold::Entity::delete_many()
+            .filter(blob_hold::Column::RepoId.eq(repo_id))
+            .filter(blob_hold::Column::Tag.eq(tag))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        let mut shas: Vec<&String> = sha256s.iter().collect();
+        shas.sort_unstable();
+        shas.dedup();
+        // Bounded statements: every database has a limit on bound values.
+        for part in shas.chunks(500) {
+            let rows = part.iter().map(|sha| blob_hold::ActiveModel {
+                repo_id: Set(repo_id),
+                tag: Set(tag.to_owned()),
+                sha256: Set((*sha).clone()),
+                ..Default::default()
+            });
+            blob_hold::Entity::insert_many(rows)
+                .exec(&txn)
+                .await
+                .map_err(db_err)?;
+        }
+        self.db.commit(txn).await.map_err(db_err)
+    }
+
+    async fn release(&self, tag: &str) -> Result<()> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(());
+        };
+        blob_hold::Entity::delete_many()
+            .filter(blob_hold::Column::RepoId.eq(repo_id))
+            .filter(blob_hold::Column::Tag.eq(tag))
+            .exec(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 }

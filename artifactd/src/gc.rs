@@ -9,7 +9,7 @@ use sea_orm::{EntityTrait as _, QuerySelect as _};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::entities::{file, proxy_entry};
+use crate::db::entities::{blob_hold, file, proxy_entry};
 use crate::storage::BlobStore;
 
 /// Runs one collection and describes what it removed.
@@ -40,6 +40,15 @@ pub async fn run(
         proxy_entry::Entity::find()
             .select_only()
             .column(proxy_entry::Column::Sha256)
+            .into_tuple::<String>()
+            .all(db.conn())
+            .await?,
+    );
+    // And what providers hold without a record (snapshots).
+    referenced.extend(
+        blob_hold::Entity::find()
+            .select_only()
+            .column(blob_hold::Column::Sha256)
             .into_tuple::<String>()
             .all(db.conn())
             .await?,

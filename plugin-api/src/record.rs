@@ -249,6 +249,13 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// while this number is current is current).
     async fn generation(&self) -> Result<u64>;
 
+    /// Keeps the blobs `sha256s` under `tag` (e.g. the pool files of a snapshot) even when no
+    /// record refers to them any more: deletes and `gc` never remove a held blob. Holding
+    /// under a tag again replaces its set.
+    async fn hold(&self, tag: &str, sha256s: &[String]) -> Result<()>;
+    /// Ends the hold `tag` (its blobs go with the next `gc` if nothing else refers to them).
+    async fn release(&self, tag: &str) -> Result<()>;
+
     /// How many records match `query`.
     async fn count(&self, query: ListQuery) -> Result<u64> {
         Ok(self.list(query).await?.len() as u64)

@@ -325,3 +325,51 @@ fn apt3_updates_and_installs_from_a_snapshot() {
     let (_, status) = c.run(&["dpkg-query", "-W", "snap-tool"]);
     assert!(status.contains("2.0-1"), "{status}");
 }
+
+#[test]
+fn a_snapshot_keeps_its_package_files_until_it_is_deleted_and_gc_runs() {
+    let s = Server::start();
+    let sha = upload(&s, "stable", "held-tool", "1.0-1");
+    run(rpcli(&s).args(["apt", "snapshot", "create", "life", "stable", "before"]));
+    let pool = "pool/main/h/held-tool/held-tool_1.0-1_amd64.deb";
+    let original = s.get(&format!("/repo/apt/life/{pool}")).body;
+    let r = s.delete_as(Some(&s.token), &format!("/repo/apt/life/{pool}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.get(&format!("/repo/apt/life/{pool}")).status, 404);
+    let gc = || {
+        run(Command::new(bin("artifactd"))
+            .arg("--data-dir")
+            .arg(s.data_dir())
+            .args(["gc", "--grace-secs", "0"])
+            .env_remove("DATABASE_URL")
+            .env_remove("S3_URL"))
+    };
+    gc();
+    // The snapshot still serves the file the dist no longer lists.
+    let held = s.get(&format!("/repo/apt/life/snapshots/before/{pool}"));
+    assert_eq!(held.status, 200);
+    assert_eq!(held.body, original);
+    assert!(s.stored_files().keys().any(|p| p.contains(&sha)));
+    let out = run(rpcli(&s).args(["apt", "snapshot", "delete", "life", "stable", "before"]));
+    assert!(out.contains("deleted snapshot before of stable"), "{out}");
+    assert_eq!(
+        s.get("/repo/apt/life/snapshots/before/dists/stable/InRelease")
+            .status,
+        404
+    );
+    let again = s.json_as(
+        "POST",
+        Some(&s.token),
+        "/repo/apt/life/snapshots/remove",
+        &serde_json::json!({"dist": "stable", "name": "before"}),
+    );
+    assert_eq!(again.status, 404, "{}", again.text());
+    let out = gc();
+    assert!(out.contains("removed 1 unreferenced blob(s)"), "{out}");
+    assert!(!s.stored_files().keys().any(|p| p.contains(&sha)));
+    assert!(
+        !s.stored_files()
+            .keys()
+            .any(|p| p.contains("snapshots/before"))
+    );
+}

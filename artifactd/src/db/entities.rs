@@ -175,3 +175,22 @@ pub mod proxy_entry {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A blob a provider keeps without a record (an APT snapshot's pool files), by tag.
+pub mod blob_hold {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blob_holds")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub repo_id: i64,
+        /// The provider's name for the hold (`snapshot:<name>/<dist>`).
+        pub tag: String,
+        pub sha256: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

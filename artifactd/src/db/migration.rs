@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(FilesByPath),
             Box::new(ChangeStamps),
             Box::new(RepoKinds),
+            Box::new(BlobHolds),
         ]
     }
 }
@@ -474,5 +475,57 @@ impl MigrationTrait for RepoKinds {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct BlobHolds;
+
+impl MigrationName for BlobHolds {
+    fn name(&self) -> &str {
+        "m20261207_000008_blob_holds"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for BlobHolds {
+    /// Blobs a provider keeps without a record (an APT snapshot's pool files), by tag: deletes
+    /// and `gc` leave a held blob alone.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                table(manager, "blob_holds")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("repo_id"))
+                    .col(string_len("tag", 255))
+                    .col(string_len("sha256", 64))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("blob_holds_repo")
+                            .from("blob_holds", "repo_id")
+                            .to("repos", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, cols) in [
+            ("blob_holds_tag", &["repo_id", "tag"][..]),
+            ("blob_holds_sha256", &["sha256"][..]),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table("blob_holds").if_not_exists();
+            for c in cols {
+                index.col(*c);
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("blob_holds").to_owned())
+            .await
     }
 }

@@ -356,6 +356,31 @@ pub fn settings_of(r: &repo::Model) -> RepoSettings {
     serde_json::from_str(&r.settings).unwrap_or_default()
 }
 
+/// Whether a file record, a proxy's cache or a provider's hold refers to the content blob
+/// `sha256` (before a delete removes it).
+///
+/// # Errors
+/// Database failures.
+pub async fn blob_in_use(conn: &DatabaseConnection, sha256: &str) -> Result<bool, DbErr> {
+    use entities::{blob_hold, file, proxy_entry};
+    use sea_orm::PaginatorTrait as _;
+    Ok(file::Entity::find()
+        .filter(file::Column::Sha256.eq(sha256))
+        .count(conn)
+        .await?
+        > 0
+        || proxy_entry::Entity::find()
+            .filter(proxy_entry::Column::Sha256.eq(sha256))
+            .count(conn)
+            .await?
+            > 0
+        || blob_hold::Entity::find()
+            .filter(blob_hold::Column::Sha256.eq(sha256))
+            .count(conn)
+            .await?
+            > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

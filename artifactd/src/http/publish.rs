@@ -43,15 +43,7 @@ impl AppState {
         shas.sort_unstable();
         shas.dedup();
         for sha in shas {
-            let refs = crate::db::entities::file::Entity::find()
-                .filter(crate::db::entities::file::Column::Sha256.eq(sha))
-                .count(self.inner.db.conn())
-                .await?;
-            let cached = crate::db::entities::proxy_entry::Entity::find()
-                .filter(crate::db::entities::proxy_entry::Column::Sha256.eq(sha))
-                .count(self.inner.db.conn())
-                .await?;
-            if refs == 0 && cached == 0 {
+            if !crate::db::blob_in_use(self.inner.db.conn(), sha).await? {
                 self.inner.blobs.delete_content(sha).await?;
             }
         }

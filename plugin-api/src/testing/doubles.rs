@@ -15,12 +15,24 @@ pub struct MemoryCatalog {
     rows: Mutex<Vec<(FileRecord, u64)>>,
     generation: AtomicU64,
     overwrite: std::sync::atomic::AtomicBool,
+    holds: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl MemoryCatalog {
     /// Whether inserts may replace rows with other bytes.
     pub fn set_overwrite(&self, allow: bool) {
         self.overwrite.store(allow, Ordering::SeqCst);
+    }
+
+    /// The blobs held under `tag`.
+    pub fn held(&self, tag: &str) -> Vec<String> {
+        self.holds_lock().get(tag).cloned().unwrap_or_default()
+    }
+
+    fn holds_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<String>>> {
+        self.holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Bumps the generation as the host does after each index call.
@@ -125,6 +137,16 @@ impl Catalog for MemoryCatalog {
 
     async fn generation(&self) -> Result<u64> {
         Ok(self.generation.load(Ordering::SeqCst))
+    }
+
+    async fn hold(&self, tag: &str, sha256s: &[String]) -> Result<()> {
+        self.holds_lock().insert(tag.to_owned(), sha256s.to_vec());
+        Ok(())
+    }
+
+    async fn release(&self, tag: &str) -> Result<()> {
+        self.holds_lock().remove(tag);
+        Ok(())
     }
 }
 

@@ -8,7 +8,8 @@
 //! - `snapshots/<name>/dists/<dist>/…` and `snapshots/<name>/pool/…`: frozen dists;
 //! - `` and `dists/<dist>/`: HTML listings.
 //!
-//! API calls (JSON `POST`s, write access): `snapshots` (take one) and `promote`.
+//! API calls (JSON `POST`s, write access): `snapshots` (take one), `snapshots/remove` and
+//! `promote`.
 
 mod deb;
 mod index;
@@ -234,9 +235,10 @@ impl Provider for AptProvider {
         if !req.is_read() {
             return match (req.method.as_str(), req.path.as_str()) {
                 ("POST", "snapshots") => self.call_snapshot(cx, &req.body).await,
+                ("POST", "snapshots/remove") => self.call_remove_snapshot(cx, &req.body).await,
                 ("POST", "promote") => self.call_promote(cx, &req.body).await,
                 _ => Err(Error::not_found(
-                    "There is no such API call: this repo takes POST snapshots and POST promote.",
+                    "There is no such API call: this repo takes POST snapshots, POST snapshots/remove and POST promote.",
                 )),
             };
         }

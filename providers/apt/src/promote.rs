@@ -1,5 +1,5 @@
-//! The repo's API calls (`POST /repo/apt/<repo>/<call>` with a JSON body): taking a snapshot
-//! and promoting packages from a dist or a snapshot to a dist without re-uploading them.
+//! The repo's API calls (`POST /repo/apt/<repo>/<call>` with a JSON body): taking and removing
+//! snapshots, and promoting packages from a dist or a snapshot to a dist without re-uploading them.
 //!
 //! Promotion copies records (the pool files stay where they are: a path holds one content
 //! across dists); the host republishes once when the call succeeds, so clients see the
@@ -110,6 +110,22 @@ impl AptProvider {
                 "files": snap.records.len(),
                 "url": format!("{}snapshots/{}/", cx.base_url, snap.name),
             }),
+        )
+    }
+
+    /// `POST snapshots/remove`: `{"dist": D, "name": N}`.
+    pub(crate) async fn call_remove_snapshot(
+        &self,
+        cx: &RepoContext,
+        body: &[u8],
+    ) -> Result<ServeResponse> {
+        let call: SnapshotCall = parse_body(body, "snapshot removal")?;
+        check_dist("dist", &call.dist)?;
+        check_dist("snapshot name", &call.name)?;
+        snapshot::remove(cx, &call.dist, &call.name, &self.snapshots).await?;
+        json_response(
+            StatusCode::OK,
+            &json!({ "removed": { "name": call.name, "dist": call.dist } }),
         )
     }
 

@@ -143,6 +143,10 @@ pub async fn create(
             f.blob = copy;
         }
     }
+    // The pool files stay while the snapshot does, whatever happens to the records.
+    let tag = hold_tag(name, dist);
+    let shas: Vec<String> = records.iter().map(|r| r.sha256.clone()).collect();
+    cx.catalog.hold(&tag, &shas).await?;
     let snap = Snapshot {
         name: name.to_owned(),
         dist: dist.to_owned(),
@@ -163,10 +167,22 @@ pub async fn create(
     match put {
         Ok(_) => Ok(snap),
         Err(artifactd_plugin_api::object_store::Error::AlreadyExists { .. }) => {
+            // Another node took the name first: its snapshot's files are the ones to hold.
+            if let Some(bytes) = read_blob(cx, &meta_path(name, dist)).await?
+                && let Ok(theirs) = serde_json::from_slice::<Snapshot>(&bytes)
+            {
+                let shas: Vec<String> = theirs.records.iter().map(|r| r.sha256.clone()).collect();
+                cx.catalog.hold(&tag, &shas).await?;
+            }
             Err(taken(name, dist))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The catalog hold of a snapshot's pool files.
+fn hold_tag(name: &str, dist: &str) -> String {
+    format!("snapshot:{name}/{dist}")
 }
 
 fn taken(name: &str, dist: &str) -> Error {
@@ -196,6 +212,36 @@ pub async fn take_auto(cx: &RepoContext, dist: &str, now: i64, node: &Node) -> R
     Err(Error::Conflict(format!(
         "Dist {dist:?} was published more than 60 times in a minute; no automatic snapshot was taken."
     )))
+}
+
+/// Deletes the snapshot `name` of `dist`: it is unpublished first, then its index files go and
+/// its hold on the pool files ends (the next `gc` removes those no record refers to).
+///
+/// # Errors
+/// `NotFound`, storage and catalog failures.
+pub async fn remove(cx: &RepoContext, dist: &str, name: &str, cache: &SnapshotCache) -> Result<()> {
+    use artifactd_plugin_api::futures::StreamExt as _;
+    let meta = meta_path(name, dist);
+    if read_blob(cx, &meta).await?.is_none() {
+        return Err(Error::not_found(format!(
+            "There is no snapshot {name:?} of dist {dist:?}."
+        )));
+    }
+    crate::retire::delete_quietly(cx, meta).await?;
+    cache.forget(&cx.repo, name, dist);
+    let prefix = BlobPath::from(root(name, dist));
+    let files: Vec<BlobPath> = cx
+        .blobs
+        .list(Some(&prefix))
+        .map(|m| m.map(|m| m.location))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()?;
+    for f in files {
+        crate::retire::delete_quietly(cx, f).await?;
+    }
+    cx.catalog.release(&hold_tag(name, dist)).await
 }
 
 /// `(name, dist)` of every snapshot of the repo, sorted.
@@ -261,6 +307,12 @@ impl SnapshotCache {
         }
         frozen.insert(key, snap.clone());
         Ok(snap)
+    }
+
+    /// Drops a deleted snapshot.
+    pub fn forget(&self, repo: &str, name: &str, dist: &str) {
+        self.lock()
+            .remove(&(repo.to_owned(), name.to_owned(), dist.to_owned()));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String, String), Arc<Snapshot>>> {

@@ -25,7 +25,7 @@ pub enum AptCmd {
         #[arg(long)]
         transition_days: Option<u32>,
     },
-    /// Snapshots of a dist: `rpcli apt snapshot create REPO DIST NAME`, `rpcli apt snapshot list REPO`.
+    /// Snapshots of a dist: `rpcli apt snapshot create|delete REPO DIST NAME`, `list REPO`.
     Snapshot {
         #[command(subcommand)]
         action: SnapshotCmd,
@@ -54,6 +54,16 @@ pub enum AptCmd {
 pub enum SnapshotCmd {
     /// Freeze a dist as it is published now.
     Create {
+        /// Repo.
+        repo: String,
+        /// Dist.
+        dist: String,
+        /// The snapshot's name.
+        name: String,
+    },
+    /// Delete a snapshot (its package files go with the next `artifactd gc` when no dist
+    /// lists them).
+    Delete {
         /// Repo.
         repo: String,
         /// Dist.
@@ -104,6 +114,16 @@ pub fn run(c: &Client, action: &AptCmd, out: &dyn Fn(&Value, String)) -> Result<
                     r["url"].as_str().unwrap_or("")
                 ),
             );
+        }
+        AptCmd::Snapshot {
+            action: SnapshotCmd::Delete { repo, dist, name },
+        } => {
+            let r = c.json(
+                "POST",
+                &format!("/repo/apt/{}/snapshots/remove", enc(repo)),
+                Some(&json!({ "dist": dist, "name": name })),
+            )?;
+            out(&r, format!("deleted snapshot {name} of {dist}"));
         }
         AptCmd::Snapshot {
             action: SnapshotCmd::List { repo },
