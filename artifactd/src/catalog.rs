@@ -358,6 +358,78 @@ impl Catalog for DbCatalog {
         Ok(u64::try_from(generation.unwrap_or(0)).unwrap_or(0))
     }
 
+    async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()> {
+        self.changed();
+        let repo_id = self.repo_id()?;
+        let now = now_millis();
+        let txn = self.db.conn().begin().await.map_err(db_err)?;
+        // The repo row first, as in every write; the counts are corrected below.
+        let stamp = bump_stamp(&txn, repo_id, 0, 0, Some(now)).await?;
+        let (mut files, mut bytes) = (0i64, 0i64);
+        for (scope, path) in remove {
+            let gone = file::Entity::find()
+                .filter(file::Column::RepoId.eq(repo_id))
+                .filter(file::Column::Scope.eq(scope.as_str()))
+                .filter(file::Column::Path.eq(path.as_str()))
+                .one(&txn)
+                .await
+                .map_err(db_err)?;
+            if let Some(m) = gone {
+                file::Entity::delete_by_id(m.id)
+                    .exec(&txn)
+                    .await
+                    .map_err(db_err)?;
+                files -= 1;
+                bytes -= m.size;
+            }
+        }
+        let mut rows = Vec::with_capacity(insert.len());
+        for r in insert {
+            let size =
+                i64::try_from(r.size).map_err(|_| Error::invalid("The file is too large."))?;
+            files += 1;
+            bytes += size;
+            rows.push(file::ActiveModel {
+                repo_id: Set(repo_id),
+                scope: Set(r.scope),
+                path: Set(r.path),
+                name: Set(r.name),
+                pkey: Set(r.key),
+                version: Set(r.version),
+                size: Set(size),
+                sha256: Set(r.sha256),
+                meta: Set(
+                    serde_json::to_string(&r.meta).map_err(|e| Error::internal("metadata", e))?
+                ),
+                uploaded_at: Set(now),
+                uploader: Set(self.uploader.clone()),
+                yanked: Set(None),
+                changed_gen: Set(stamp),
+                ..Default::default()
+            });
+        }
+        // Bounded statements: every database limits the values one statement binds.
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let part: Vec<file::ActiveModel> = rows.by_ref().take(100).collect();
+            match file::Entity::insert_many(part).exec(&txn).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    txn.rollback().await.map_err(db_err)?;
+                    return Err(Error::Conflict(
+                        "A file of this change exists already in its dist; nothing was changed."
+                            .to_owned(),
+                    ));
+                }
+                Err(e) => return Err(db_err(e)),
+            }
+        }
+        bump(&txn, repo_id, files, bytes, None)
+            .await
+            .map_err(db_err)?;
+        self.db.commit(txn).await.map_err(db_err)
+    }
+
     async fn hold(&self, tag: &str, sha256s: &[String]) -> Result<()> {
         let repo_id = self.repo_id()?;
         let txn = self.db.conn().begin().await.map_err(db_err)?;

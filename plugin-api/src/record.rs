@@ -249,6 +249,12 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// while this number is current is current).
     async fn generation(&self) -> Result<u64>;
 
+    /// Removes the records at `remove` (scope, path) and inserts `insert` as one change: a
+    /// reader sees all of it or none (a promotion between dists). An insert at a path that
+    /// exists in its scope fails the whole change with `Conflict`; remove it in the same call
+    /// to replace it.
+    async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()>;
+
     /// Keeps the blobs `sha256s` under `tag` (e.g. the pool files of a snapshot) even when no
     /// record refers to them any more: deletes and `gc` never remove a held blob. Holding
     /// under a tag again replaces its set.

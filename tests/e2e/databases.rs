@@ -115,6 +115,34 @@ fn exercise(backend: Backend) {
             .text()
             .contains("main/binary-amd64/Packages")
     );
+    // A snapshot's hold and a promotion's one-transaction change.
+    let call = |path: &str, body: serde_json::Value| {
+        let r = s.json_as("POST", Some(&s.token), path, &body);
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{backend:?} {path}: {}",
+            r.text()
+        );
+    };
+    call(
+        "/repo/apt/db/snapshots",
+        serde_json::json!({"dist": "stable", "name": "s1"}),
+    );
+    call(
+        "/repo/apt/db/promote",
+        serde_json::json!({"from": "stable", "to": "testing"}),
+    );
+    assert!(
+        s.get("/repo/apt/db/dists/testing/Packages").status == 404
+            && s.get("/repo/apt/db/dists/testing/main/binary-amd64/Packages")
+                .text()
+                .contains("Package: db-tool"),
+        "{backend:?}"
+    );
+    call(
+        "/repo/apt/db/promote",
+        serde_json::json!({"from": "stable", "to": "testing", "snapshot": "s1"}),
+    );
     let home = s.get("/").text().replace("&#x2f;", "/");
     assert!(
         home.contains("/ui/tar/db/") && home.contains("/ui/apt/db/"),

@@ -139,6 +139,33 @@ impl Catalog for MemoryCatalog {
         Ok(self.generation.load(Ordering::SeqCst))
     }
 
+    async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()> {
+        let mut rows = self.rows();
+        let left: Vec<(FileRecord, u64)> = rows
+            .iter()
+            .filter(|(r, _)| !remove.iter().any(|(s, p)| *s == r.scope && *p == r.path))
+            .cloned()
+            .collect();
+        if let Some(n) = insert.iter().find(|n| {
+            left.iter()
+                .any(|(r, _)| r.scope == n.scope && r.path == n.path)
+        }) {
+            return Err(Error::Conflict(format!(
+                "{} exists in {:?}.",
+                n.path, n.scope
+            )));
+        }
+        let stamp = self.bump();
+        *rows = left;
+        for n in insert {
+            rows.push((
+                FileRecord::stored(n, now_millis(), "test".into(), None),
+                stamp,
+            ));
+        }
+        Ok(())
+    }
+
     async fn hold(&self, tag: &str, sha256s: &[String]) -> Result<()> {
         self.holds_lock().insert(tag.to_owned(), sha256s.to_vec());
         Ok(())

@@ -216,27 +216,38 @@ impl AptProvider {
         }
         let keep: BTreeSet<&str> = chosen.iter().map(|r| r.path.as_str()).collect();
         let names: BTreeSet<&str> = chosen.iter().map(|r| r.name.as_str()).collect();
+        let mut remove = Vec::new();
         let mut removed = 0;
-        if replace {
-            for t in &target {
-                let chosen_name = names.contains(t.name.as_str());
-                if !keep.contains(t.path.as_str())
-                    && (picks.is_empty() || chosen_name)
-                    && cx.catalog.delete(&call.to, &t.path).await?
-                {
-                    removed += 1;
-                }
+        for t in &target {
+            let dropped = replace
+                && !keep.contains(t.path.as_str())
+                && (picks.is_empty() || names.contains(t.name.as_str()));
+            let replaced = chosen
+                .iter()
+                .any(|r| r.path == t.path && r.sha256 != t.sha256);
+            if dropped {
+                removed += 1;
+            }
+            if dropped || replaced {
+                remove.push((call.to.clone(), t.path.clone()));
             }
         }
-        let mut promoted = 0;
-        for r in &chosen {
-            let new = NewRecord::new(&r.path, &r.name, &r.key, &r.version, r.size, &r.sha256)
-                .with_scope(&call.to)
-                .with_meta(r.meta.clone());
-            if cx.catalog.insert(new).await?.changed() {
-                promoted += 1;
-            }
-        }
+        let insert: Vec<NewRecord> = chosen
+            .iter()
+            .filter(|r| {
+                !target
+                    .iter()
+                    .any(|t| t.path == r.path && t.sha256 == r.sha256)
+            })
+            .map(|r| {
+                NewRecord::new(&r.path, &r.name, &r.key, &r.version, r.size, &r.sha256)
+                    .with_scope(&call.to)
+                    .with_meta(r.meta.clone())
+            })
+            .collect();
+        let promoted = insert.len();
+        // One transaction: the next publish lists all of it or none.
+        cx.catalog.apply(&remove, insert).await?;
         json_response(
             StatusCode::OK,
             &json!({ "from": call.from, "to": call.to, "snapshot": call.snapshot,
