@@ -76,6 +76,19 @@ pub fn to_record(m: file::Model) -> FileRecord {
     FileRecord::stored(new, m.uploaded_at, m.uploader, m.yanked)
 }
 
+/// An update of a repo row's file count and total size by `files` and `bytes`.
+fn add_counts(files: i64, bytes: i64) -> sea_orm::UpdateMany<repo::Entity> {
+    repo::Entity::update_many()
+        .col_expr(
+            repo::Column::FileCount,
+            Expr::col(repo::Column::FileCount).add(files),
+        )
+        .col_expr(
+            repo::Column::TotalSize,
+            Expr::col(repo::Column::TotalSize).add(bytes),
+        )
+}
+
 /// Bumps the repo's generation and counters inside `conn`'s transaction.
 pub async fn bump(
     conn: &impl sea_orm::ConnectionTrait,
@@ -84,19 +97,10 @@ pub async fn bump(
     bytes: i64,
     upload_at: Option<i64>,
 ) -> Result<(), DbErr> {
-    let mut q = repo::Entity::update_many()
-        .col_expr(
-            repo::Column::Generation,
-            Expr::col(repo::Column::Generation).add(1),
-        )
-        .col_expr(
-            repo::Column::FileCount,
-            Expr::col(repo::Column::FileCount).add(files),
-        )
-        .col_expr(
-            repo::Column::TotalSize,
-            Expr::col(repo::Column::TotalSize).add(bytes),
-        );
+    let mut q = add_counts(files, bytes).col_expr(
+        repo::Column::Generation,
+        Expr::col(repo::Column::Generation).add(1),
+    );
     if let Some(at) = upload_at {
         q = q.col_expr(repo::Column::LastUpload, Expr::value(at));
     }
@@ -424,7 +428,10 @@ impl Catalog for DbCatalog {
                 Err(e) => return Err(db_err(e)),
             }
         }
-        bump(&txn, repo_id, files, bytes, None)
+        // The counts, now that they are known (the generation moved once, above).
+        add_counts(files, bytes)
+            .filter(repo::Column::Id.eq(repo_id))
+            .exec(&txn)
             .await
             .map_err(db_err)?;
         self.db.commit(txn).await.map_err(db_err)

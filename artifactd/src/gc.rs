@@ -5,12 +5,26 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use sea_orm::{EntityTrait as _, QuerySelect as _};
+use sea_orm::{EntityTrait, QuerySelect as _};
 
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::entities::{blob_hold, file, proxy_entry};
 use crate::storage::BlobStore;
+
+/// Every value of the hash column `column` of `entity`.
+async fn shas<E: EntityTrait>(
+    db: &Db,
+    _entity: E,
+    column: E::Column,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    E::find()
+        .select_only()
+        .column(column)
+        .into_tuple::<String>()
+        .all(db.conn())
+        .await
+}
 
 /// Runs one collection and describes what it removed.
 ///
@@ -26,33 +40,12 @@ pub async fn run(
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace)?;
     // Only blobs older than the grace period are candidates: an upload inserts its record right
     // after storing its blob, far within the grace period.
-    let referenced: HashSet<String> = file::Entity::find()
-        .select_only()
-        .column(file::Column::Sha256)
-        .into_tuple::<String>()
-        .all(db.conn())
-        .await?
-        .into_iter()
-        .collect();
-    // What proxies cached (pages and files) is referenced too.
-    let mut referenced = referenced;
-    referenced.extend(
-        proxy_entry::Entity::find()
-            .select_only()
-            .column(proxy_entry::Column::Sha256)
-            .into_tuple::<String>()
-            .all(db.conn())
-            .await?,
-    );
-    // And what providers hold without a record (snapshots).
-    referenced.extend(
-        blob_hold::Entity::find()
-            .select_only()
-            .column(blob_hold::Column::Sha256)
-            .into_tuple::<String>()
-            .all(db.conn())
-            .await?,
-    );
+    // Records, what proxies cached (pages and files) and what providers hold without a
+    // record (snapshots) refer to blobs.
+    let mut referenced: HashSet<String> = HashSet::new();
+    referenced.extend(shas(&db, file::Entity, file::Column::Sha256).await?);
+    referenced.extend(shas(&db, proxy_entry::Entity, proxy_entry::Column::Sha256).await?);
+    referenced.extend(shas(&db, blob_hold::Entity, blob_hold::Column::Sha256).await?);
     let (blobs_removed, bytes) = blobs.remove_orphans(cutoff, &referenced).await?;
     let mut temps = 0u64;
     let tmp = config.data_dir.join("tmp");

@@ -439,18 +439,21 @@ const FILE_CHUNK: usize = 256 << 10;
 
 /// A local blob file's bytes `range`, read in large chunks (the object store's own stream of a
 /// local file reads 8 KiB per blocking task, which caps a download far below the disk's speed).
-fn file_body(file: std::fs::File, range: std::ops::Range<u64>) -> Body {
-    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let start = range.start;
+fn file_body(mut file: std::fs::File, range: std::ops::Range<u64>) -> Body {
+    use std::io::Seek as _;
+    use tokio::io::AsyncReadExt as _;
+    // A seek only moves the file offset: no I/O to wait for.
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(range.start)) {
+        return Body::from_stream(futures_util::stream::once(async move {
+            Err::<bytes::Bytes, _>(e)
+        }));
+    }
     let left = range.end.saturating_sub(range.start);
-    let first = Some((tokio::fs::File::from_std(file), left, false));
-    let stream = futures_util::stream::unfold(first, move |state| async move {
-        let (mut f, left, positioned) = state?;
+    let first = Some((tokio::fs::File::from_std(file), left));
+    let stream = futures_util::stream::unfold(first, |state| async move {
+        let (mut f, left) = state?;
         if left == 0 {
             return None;
-        }
-        if !positioned && let Err(e) = f.seek(std::io::SeekFrom::Start(start)).await {
-            return Some((Err(e), None));
         }
         let mut buf = vec![0u8; FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK))];
         match f.read(&mut buf).await {
@@ -463,10 +466,7 @@ fn file_body(file: std::fs::File, range: std::ops::Range<u64>) -> Body {
             )),
             Ok(n) => {
                 buf.truncate(n);
-                Some((
-                    Ok(bytes::Bytes::from(buf)),
-                    Some((f, left - n as u64, true)),
-                ))
+                Some((Ok(bytes::Bytes::from(buf)), Some((f, left - n as u64))))
             }
             Err(e) => Some((Err(e), None)),
         }

@@ -174,6 +174,24 @@ impl Proxies {
         })
     }
 
+    fn virtual_ctx<'a>(
+        &'a self,
+        env: Env<'a>,
+        hosted: &'a dyn Hosted,
+        row: &'a repo::Model,
+        format: &'a dyn ProxyFormat,
+        base_url: &'a str,
+    ) -> virtuals::Ctx<'a> {
+        virtuals::Ctx {
+            proxies: self,
+            env,
+            hosted,
+            row,
+            format,
+            base_url,
+        }
+    }
+
     /// Answers a read below a virtual repo: its members merged under its policy.
     ///
     /// # Errors
@@ -187,7 +205,8 @@ impl Proxies {
         base_url: &str,
         req: &ServeRequest,
     ) -> Result<Served, ApiError> {
-        virtuals::serve(self, env, hosted, row, format, base_url, req).await
+        let cx = self.virtual_ctx(env, hosted, row, format, base_url);
+        virtuals::serve(&cx, req).await
     }
 
     /// What a proxy or virtual repo serves of `project`, with the files it leaves out and why
@@ -205,7 +224,8 @@ impl Proxies {
         project: &str,
     ) -> Result<Option<(Listing, Vec<policy::Hidden>)>, ApiError> {
         if row.kind == VIRTUAL {
-            return virtuals::explain(self, env, hosted, row, format, base_url, project).await;
+            let cx = self.virtual_ctx(env, hosted, row, format, base_url);
+            return virtuals::explain(&cx, project).await;
         }
         let config = RepoConfig::of(row);
         let Some(up) = config.upstream.as_ref() else {

@@ -44,13 +44,13 @@ fn sibling_url(base_url: &str, this: &str, other: &str) -> String {
 }
 
 /// What serving a virtual repo works with.
-struct Ctx<'a> {
-    proxies: &'a Proxies,
-    env: Env<'a>,
-    hosted: &'a dyn Hosted,
-    row: &'a repo::Model,
-    format: &'a dyn ProxyFormat,
-    base_url: &'a str,
+pub(super) struct Ctx<'a> {
+    pub(super) proxies: &'a Proxies,
+    pub(super) env: Env<'a>,
+    pub(super) hosted: &'a dyn Hosted,
+    pub(super) row: &'a repo::Model,
+    pub(super) format: &'a dyn ProxyFormat,
+    pub(super) base_url: &'a str,
 }
 
 /// Each member's listing of `project`, and the token of what they were made from.
@@ -159,45 +159,24 @@ async fn merged(
 
 /// What the virtual repo serves of `project` and what it leaves out, for the web UI.
 pub(super) async fn explain(
-    proxies: &Proxies,
-    env: Env<'_>,
-    hosted: &dyn Hosted,
-    row: &repo::Model,
-    format: &dyn ProxyFormat,
-    base_url: &str,
+    cx: &Ctx<'_>,
     project: &str,
 ) -> Result<Option<(Listing, Vec<policy::Hidden>)>, ApiError> {
-    let loaded = members(env, row).await?;
-    let cx = Ctx {
-        proxies,
-        env,
-        hosted,
-        row,
-        format,
-        base_url,
-    };
-    let (listings, _) = gather(&cx, &loaded, project).await?;
-    Ok(merge_listings(&cx, &loaded, &listings, project))
+    let loaded = members(cx.env, cx.row).await?;
+    let (listings, _) = gather(cx, &loaded, project).await?;
+    Ok(merge_listings(cx, &loaded, &listings, project))
 }
 
-pub(super) async fn serve(
-    proxies: &Proxies,
-    env: Env<'_>,
-    hosted: &dyn Hosted,
-    row: &repo::Model,
-    format: &dyn ProxyFormat,
-    base_url: &str,
-    req: &ServeRequest,
-) -> Result<Served, ApiError> {
-    let loaded = members(env, row).await?;
-    let cx = Ctx {
+pub(super) async fn serve(cx: &Ctx<'_>, req: &ServeRequest) -> Result<Served, ApiError> {
+    let Ctx {
         proxies,
         env,
         hosted,
         row,
         format,
         base_url,
-    };
+    } = *cx;
+    let loaded = members(env, row).await?;
     match format.classify(&req.path) {
         ProxyPath::Root => {
             let mut projects: Vec<(String, String)> = Vec::new();
@@ -213,13 +192,13 @@ pub(super) async fn serve(
             Ok(Served::Render(format.render(req, None, &projects)?))
         }
         ProxyPath::Project(project) => {
-            let (listings, token) = gather(&cx, &loaded, &project).await?;
+            let (listings, token) = gather(cx, &loaded, &project).await?;
             let key = super::render_key(row.id, req);
             if let Some(resp) = proxies.rendered.get(&key, &token) {
                 return Ok(Served::Render(resp));
             }
             let (listing, _) =
-                merge_listings(&cx, &loaded, &listings, &project).ok_or_else(|| {
+                merge_listings(cx, &loaded, &listings, &project).ok_or_else(|| {
                     ApiError::not_found(format!("No member of this repo has {project:?}."))
                 })?;
             let resp = format.render(req, Some(&listing), &[])?;
@@ -227,7 +206,7 @@ pub(super) async fn serve(
             Ok(Served::Render(resp))
         }
         ProxyPath::File { project, filename } => {
-            let listing = merged(&cx, &loaded, &project).await?;
+            let listing = merged(cx, &loaded, &project).await?;
             let origin = listing.as_ref().and_then(|l| {
                 l.files
                     .iter()

@@ -555,7 +555,7 @@ async fn finish(
         .put(&state_path(dist), PutPayload::from(body))
         .await?;
     if cx.settings.auto_snapshot && changed {
-        crate::snapshot::take_auto(cx, dist, now, node).await?;
+        crate::snapshot::take_auto(cx, dist, &state, now, node).await?;
     }
     node.sweeper.maybe_sweep(cx, dist, &state, now).await?;
     Ok(())

@@ -145,7 +145,7 @@ impl AptProvider {
             .collect::<Result<Vec<_>>>()?;
         let (source, replace) = match &call.snapshot {
             Some(name) => {
-                let all = snapshot::list(cx).await?;
+                let all = self.snapshots.names(cx).await?;
                 let found = snapshot::resolve(&all, name, &call.from).ok_or_else(|| {
                     Error::not_found(format!(
                         "There is no snapshot {name:?} of dist {:?}.",

@@ -159,8 +159,18 @@ pub async fn sweep(cx: &RepoContext, dist: &str, state: &State, now: i64) -> Res
 /// # Errors
 /// Storage failures.
 pub async fn delete_dist(cx: &RepoContext, dist: &str) -> Result<()> {
+    // The state first: the dist is unpublished before its files go.
+    delete_quietly(cx, crate::index::state_path(dist)).await?;
+    delete_below(cx, &format!("dists/{dist}")).await
+}
+
+/// Deletes every derived file below `prefix`.
+///
+/// # Errors
+/// Storage failures.
+pub async fn delete_below(cx: &RepoContext, prefix: &str) -> Result<()> {
     use artifactd_plugin_api::futures::StreamExt as _;
-    let prefix = BlobPath::from(format!("dists/{dist}"));
+    let prefix = BlobPath::from(prefix);
     let paths: Vec<BlobPath> = cx
         .blobs
         .list(Some(&prefix))
@@ -169,8 +179,6 @@ pub async fn delete_dist(cx: &RepoContext, dist: &str) -> Result<()> {
         .await
         .into_iter()
         .collect::<std::result::Result<_, _>>()?;
-    // The state first: the dist is unpublished before its files go.
-    delete_quietly(cx, crate::index::state_path(dist)).await?;
     for p in paths {
         delete_quietly(cx, p).await?;
     }

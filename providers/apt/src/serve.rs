@@ -130,17 +130,11 @@ impl AptProvider {
                     )
                     .with_header(CACHE_CONTROL, no_cache));
                 }
-                let ct = if rest.ends_with(".gz") {
-                    "application/gzip"
-                } else if rest.ends_with(".xz") {
-                    "application/x-xz"
-                } else {
-                    "text/plain; charset=utf-8"
-                };
-                Ok(
-                    ServeResponse::blob(ct, BlobRef::Derived(BlobPath::from(blob.as_str())))
-                        .with_header(CACHE_CONTROL, no_cache),
+                Ok(ServeResponse::blob(
+                    index_content_type(rest),
+                    BlobRef::Derived(BlobPath::from(blob.as_str())),
                 )
+                .with_header(CACHE_CONTROL, no_cache))
             }
         }
     }
@@ -154,7 +148,7 @@ impl AptProvider {
         cx: &RepoContext,
         rest: &str,
     ) -> Result<ServeResponse> {
-        let all = snapshot::list(cx).await?;
+        let all = self.snapshots.names(cx).await?;
         if rest.is_empty() {
             let list: Vec<_> = all
                 .iter()
@@ -172,7 +166,9 @@ impl AptProvider {
         }
         let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
         if rest.starts_with("pool/") {
-            for (_, dist) in all.iter().filter(|(_, d)| !d.is_empty()) {
+            let dists: std::collections::BTreeSet<&str> =
+                all.iter().map(|(_, d)| d.as_str()).collect();
+            for dist in dists {
                 let Some(found) = snapshot::resolve(&all, name, dist) else {
                     continue;
                 };
@@ -250,13 +246,20 @@ impl AptProvider {
             .with_header(CACHE_CONTROL, immutable));
         }
         Ok(ServeResponse::blob(
-            if rel.ends_with(".gz") {
-                "application/gzip"
-            } else {
-                "application/octet-stream"
-            },
+            index_content_type(rel),
             BlobRef::Derived(BlobPath::from(blob.as_str())),
         )
         .with_header(CACHE_CONTROL, immutable))
+    }
+}
+
+/// The content type of a stored index file, by its name.
+fn index_content_type(rel: &str) -> &'static str {
+    if rel.ends_with(".gz") {
+        "application/gzip"
+    } else if rel.ends_with(".xz") {
+        "application/x-xz"
+    } else {
+        "text/plain; charset=utf-8"
     }
 }

@@ -111,10 +111,22 @@ pub async fn create(
     let state = index::load_state(cx, dist)
         .await?
         .ok_or_else(|| Error::not_found(format!("There is no published dist {dist:?}.")))?;
+    freeze(cx, dist, name, auto, &state, node).await
+}
+
+/// Freezes `state`, the dist's published state, under `name`.
+async fn freeze(
+    cx: &RepoContext,
+    dist: &str,
+    name: &str,
+    auto: bool,
+    state: &State,
+    node: &Node,
+) -> Result<Snapshot> {
     if read_blob(cx, &meta_path(name, dist)).await?.is_some() {
         return Err(taken(name, dist));
     }
-    let listed = listed_files(cx, &state, node).await?;
+    let listed = listed_files(cx, state, node).await?;
     let mut records: Vec<FileRecord> = cx
         .catalog
         .list(ListQuery::all().in_scope(dist))
@@ -191,18 +203,24 @@ fn taken(name: &str, dist: &str) -> Error {
     ))
 }
 
-/// Takes the automatic snapshot of a publish at `now`: named by its second, or by the next
-/// free second when a publish in the same second took that name.
+/// Takes the automatic snapshot of the state a publish just switched to at `now`: named by its
+/// second, or by the next free second when a publish in the same second took that name.
 ///
 /// # Errors
 /// Storage failures.
-pub async fn take_auto(cx: &RepoContext, dist: &str, now: i64, node: &Node) -> Result<String> {
+pub async fn take_auto(
+    cx: &RepoContext,
+    dist: &str,
+    state: &State,
+    now: i64,
+    node: &Node,
+) -> Result<String> {
     for step in 0..60 {
         let name = auto_name(now + step * 1000);
         if read_blob(cx, &meta_path(&name, dist)).await?.is_some() {
             continue;
         }
-        match create(cx, dist, &name, true, node).await {
+        match freeze(cx, dist, &name, true, state, node).await {
             Ok(_) => return Ok(name),
             // Another node took the name meanwhile: the next second.
             Err(Error::Conflict(_)) if read_blob(cx, &meta_path(&name, dist)).await?.is_some() => {}
@@ -220,7 +238,6 @@ pub async fn take_auto(cx: &RepoContext, dist: &str, now: i64, node: &Node) -> R
 /// # Errors
 /// `NotFound`, storage and catalog failures.
 pub async fn remove(cx: &RepoContext, dist: &str, name: &str, cache: &SnapshotCache) -> Result<()> {
-    use artifactd_plugin_api::futures::StreamExt as _;
     let meta = meta_path(name, dist);
     if read_blob(cx, &meta).await?.is_none() {
         return Err(Error::not_found(format!(
@@ -229,18 +246,7 @@ pub async fn remove(cx: &RepoContext, dist: &str, name: &str, cache: &SnapshotCa
     }
     crate::retire::delete_quietly(cx, meta).await?;
     cache.forget(&cx.repo, name, dist);
-    let prefix = BlobPath::from(root(name, dist));
-    let files: Vec<BlobPath> = cx
-        .blobs
-        .list(Some(&prefix))
-        .map(|m| m.map(|m| m.location))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<std::result::Result<_, _>>()?;
-    for f in files {
-        crate::retire::delete_quietly(cx, f).await?;
-    }
+    crate::retire::delete_below(cx, &root(name, dist)).await?;
     cx.catalog.release(&hold_tag(name, dist)).await
 }
 
@@ -248,7 +254,7 @@ pub async fn remove(cx: &RepoContext, dist: &str, name: &str, cache: &SnapshotCa
 ///
 /// # Errors
 /// Storage failures.
-pub async fn list(cx: &RepoContext) -> Result<BTreeSet<(String, String)>> {
+async fn list(cx: &RepoContext) -> Result<Names> {
     use artifactd_plugin_api::futures::StreamExt as _;
     let mut out = BTreeSet::new();
     let mut listing = cx.blobs.list(Some(&BlobPath::from("snapshots")));
@@ -264,7 +270,7 @@ pub async fn list(cx: &RepoContext) -> Result<BTreeSet<(String, String)>> {
 
 /// The snapshot of `dist` that `name` means: the one of that name, or for a time-shaped name,
 /// the latest time-named snapshot at or before it.
-pub fn resolve<'a>(all: &'a BTreeSet<(String, String)>, name: &str, dist: &str) -> Option<&'a str> {
+pub fn resolve<'a>(all: &'a Names, name: &str, dist: &str) -> Option<&'a str> {
     if let Some((n, _)) = all.get(&(name.to_owned(), dist.to_owned())) {
         return Some(n);
     }
@@ -277,13 +283,44 @@ pub fn resolve<'a>(all: &'a BTreeSet<(String, String)>, name: &str, dist: &str) 
         .max()
 }
 
-/// Snapshots read once (they never change), per repo.
+/// `(name, dist)` of a repo's snapshots.
+pub type Names = BTreeSet<(String, String)>;
+
+/// Snapshots read once (they never change), and each repo's list of them under the catalog
+/// generation it was listed at (taking or removing a snapshot is an API call or a publish,
+/// and the host bumps the generation after both).
 #[derive(Debug, Default)]
 pub struct SnapshotCache {
     frozen: Mutex<BTreeMap<(String, String, String), Arc<Snapshot>>>,
+    names: Mutex<BTreeMap<String, (u64, Arc<Names>)>>,
 }
 
 impl SnapshotCache {
+    /// The repo's snapshots, listed from storage once per generation.
+    ///
+    /// # Errors
+    /// Catalog and storage failures.
+    pub async fn names(&self, cx: &RepoContext) -> Result<Arc<Names>> {
+        let generation = cx.catalog.generation().await?;
+        let lock = || {
+            self.names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((g, names)) = lock().get(&cx.repo)
+            && *g == generation
+        {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(list(cx).await?);
+        let mut all = lock();
+        if all.len() > 1024 {
+            all.clear();
+        }
+        all.insert(cx.repo.clone(), (generation, names.clone()));
+        Ok(names)
+    }
+
     /// The snapshot `name` of `dist`.
     ///
     /// # Errors
