@@ -77,6 +77,17 @@ impl Auth {
         }
     }
 
+    /// The server itself, doing `task` (full access, audited as `system:<task>`).
+    pub fn system(task: &str) -> Self {
+        Self {
+            principal: Principal::System {
+                task: task.to_owned(),
+            },
+            scope: Some(Scope::Admin),
+            repos: Vec::new(),
+        }
+    }
+
     /// Whether the token's repo list covers `provider/repo` (`None`: every repo, i.e. global).
     pub fn covers(&self, target: Option<(&str, &str)>) -> bool {
         if self.repos.is_empty() {

@@ -67,12 +67,16 @@ pub struct Args {
 pub enum Command {
     /// Run the server (the default).
     Serve,
-    /// Remove blobs that no file record refers to (left by crashes or refused races) and stale
-    /// temporary upload files, then exit.
+    /// Apply each repo's retention settings (keep_last, keep_min_age, pins), then remove blobs
+    /// that nothing refers to (left by crashes, refused races, deletes) and stale temporary
+    /// upload files, then exit.
     Gc {
         /// Only remove what is older than this many seconds (uploads in flight are younger).
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
+        /// Print what retention and collection would remove; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -5,11 +5,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use sea_orm::{EntityTrait, QuerySelect as _};
+use sea_orm::{ColumnTrait as _, EntityTrait, QueryFilter as _, QuerySelect as _};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::entities::{blob_hold, file, proxy_entry};
+use crate::db::entities::{blob_hold, file, incoming_file, proxy_entry};
+use crate::server::ServerBuilder;
 use crate::storage::BlobStore;
 
 /// Every value of the hash column `column` of `entity`.
@@ -24,6 +25,41 @@ async fn shas<E: EntityTrait>(
         .into_tuple::<String>()
         .all(db.conn())
         .await
+}
+
+/// `artifactd gc`: retention for every hosted repo, then [`run`]. With `dry_run`, describes
+/// what retention would remove and removes nothing.
+///
+/// # Errors
+/// Start-up, database, index, storage and file-system failures.
+pub async fn collect(
+    builder: ServerBuilder,
+    config: Config,
+    grace_secs: u64,
+    dry_run: bool,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let state = builder.build_state(config.clone()).await?;
+    let mut report = String::new();
+    for (provider, repo, gone) in state.retain_all(dry_run).await? {
+        for r in gone {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            let scope = if r.scope.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.scope)
+            };
+            report.push_str(&format!(
+                "retention {verb} {provider}/{repo}{scope} {} {}: {}\n",
+                r.name, r.version, r.path
+            ));
+        }
+    }
+    if dry_run {
+        report.push_str("dry run: nothing removed");
+        return Ok(report);
+    }
+    report.push_str(&run(&config, grace_secs).await?);
+    Ok(report)
 }
 
 /// Runs one collection and describes what it removed.
@@ -46,6 +82,15 @@ pub async fn run(
     referenced.extend(shas(&db, file::Entity, file::Column::Sha256).await?);
     referenced.extend(shas(&db, proxy_entry::Entity, proxy_entry::Column::Sha256).await?);
     referenced.extend(shas(&db, blob_hold::Entity, blob_hold::Column::Sha256).await?);
+    // Staged uploads (dput) never completed within the grace period go; their blobs with them.
+    let staged_before = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let staged = incoming_file::Entity::delete_many()
+        .filter(incoming_file::Column::CreatedAt.lt(staged_before))
+        .exec(db.conn())
+        .await?
+        .rows_affected;
+    referenced.extend(shas(&db, incoming_file::Entity, incoming_file::Column::Sha256).await?);
     let (blobs_removed, bytes) = blobs.remove_orphans(cutoff, &referenced).await?;
     let mut temps = 0u64;
     let tmp = config.data_dir.join("tmp");
@@ -61,8 +106,14 @@ pub async fn run(
             }
         }
     }
-    tracing::info!(blobs = blobs_removed, bytes, temps, "Garbage collected.");
+    tracing::info!(
+        blobs = blobs_removed,
+        bytes,
+        temps,
+        staged,
+        "Garbage collected."
+    );
     Ok(format!(
-        "removed {blobs_removed} unreferenced blob(s) ({bytes} bytes) and {temps} stale temporary file(s)"
+        "removed {blobs_removed} unreferenced blob(s) ({bytes} bytes), {temps} stale temporary file(s) and {staged} staged upload file(s) never completed"
     ))
 }

@@ -17,8 +17,10 @@ pub mod db;
 pub mod gc;
 pub mod http;
 pub mod keyring;
+pub mod keys;
 pub mod proxy;
 pub mod repo_spec;
+pub mod retention;
 mod s3;
 pub mod server;
 pub mod signer;
@@ -79,9 +81,13 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(config::Command::Gc { grace_secs }) = args.command {
+    if let Some(config::Command::Gc {
+        grace_secs,
+        dry_run,
+    }) = args.command
+    {
         return rt.block_on(async move {
-            match gc::run(&config, grace_secs).await {
+            match gc::collect(builder, config, grace_secs, dry_run).await {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS

@@ -81,14 +81,60 @@ pub fn apply_settings(
             ("private", Value::Bool(b)) => settings.private = *b,
             ("delete_empty", Value::Bool(b)) => settings.delete_empty = *b,
             ("auto_snapshot", Value::Bool(b)) => settings.auto_snapshot = *b,
+            ("keep_last", Value::Null) => settings.keep_last = None,
+            ("keep_last", Value::Number(n))
+                if n.as_u64()
+                    .is_some_and(|n| (1..=u64::from(u32::MAX)).contains(&n)) =>
+            {
+                settings.keep_last = n.as_u64().and_then(|n| u32::try_from(n).ok());
+            }
+            ("uploaders", Value::Null) => settings.uploaders = None,
+            ("uploaders", Value::String(armored)) => {
+                crate::keyring::Keyring::parse(armored).map_err(|e| format!("uploaders: {e}"))?;
+                settings.uploaders = Some(armored.clone());
+            }
+            ("keep_min_age", Value::Null) => settings.keep_min_age = None,
+            ("keep_min_age", Value::String(d)) => {
+                settings.keep_min_age = Some(
+                    crate::proxy::parse_duration(d)
+                        .ok_or(format!(
+                            "keep_min_age {d:?} is not a duration such as 12h or 30d."
+                        ))?
+                        .as_secs(),
+                );
+            }
             _ => {
                 return Err(format!(
-                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), auto_snapshot (true/false, APT), project_status, and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
+                    "Unknown setting or value {k:?}: use overwrite (\"deny\" or \"allow\"), private (true/false), delete_empty (true/false), auto_snapshot (true/false, APT), keep_last (a number of versions, or null), keep_min_age (a duration such as 30d, or null), pins, uploaders (armored public keys that must sign a .changes, or null), project_status, and for proxy and virtual repos min_age, min_age_exempt, block, allow_upstream, upload_to."
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// The `pins` setting: `["name=version", …]`, the versions retention never removes.
+fn parse_pins(
+    v: &Value,
+    key_of: &dyn Fn(&str) -> String,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, String> {
+    let bad =
+        || "pins is a list of \"name=version\" strings, the versions retention keeps.".to_owned();
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for item in v.as_array().ok_or_else(bad)? {
+        let (name, version) = item
+            .as_str()
+            .and_then(|s| s.split_once('='))
+            .filter(|(n, v)| {
+                !n.trim().is_empty() && !v.trim().is_empty() && n.len() + v.len() <= 256
+            })
+            .ok_or_else(bad)?;
+        out.entry(key_of(name.trim()))
+            .or_default()
+            .insert(version.trim().to_owned());
+    }
+    Ok(out)
 }
 
 /// Splits a settings patch into the repo's own keys and a proxy's or virtual's policy keys,
@@ -112,6 +158,9 @@ pub fn apply_patch(
     if let Some(statuses) = rest.remove("project_status") {
         crate::proxy::settings::apply_status(settings, &statuses, &|n| p.package_key(n))
             .map_err(SpecError::Invalid)?;
+    }
+    if let Some(pins) = rest.remove("pins") {
+        settings.pins = parse_pins(&pins, &|n| p.package_key(n)).map_err(SpecError::Invalid)?;
     }
     apply_settings(settings, &rest).map_err(SpecError::Invalid)?;
     crate::proxy::settings::apply(config, kind, &policy, &|n| p.package_key(n))

@@ -77,6 +77,22 @@ impl ServerBuilder {
     /// # Errors
     /// [`StartError`] naming the setting at fault.
     pub async fn build(self, config: Config) -> Result<Server, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let state = self.build_state(config).await?;
+        Ok(Server { listener, state })
+    }
+
+    /// Everything a server has but its socket, for work without one (`artifactd gc`).
+    ///
+    /// # Errors
+    /// [`StartError`] naming the setting at fault.
+    pub async fn build_state(self, config: Config) -> Result<AppState, StartError> {
         let mut registry = Registry::new();
         for f in &self.factories {
             registry.register(f)?;
@@ -103,16 +119,8 @@ impl ServerBuilder {
             tracing::info!(file = %path.display(), "Repos file applied: {done}.");
         }
         let blobs = BlobStore::open(&config.blobs).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         let proxies = crate::proxy::Proxies::new().map_err(StartError::Http)?;
-        let state = AppState::new(registry, db, blobs, config, tmp_dir, proxies);
-        Ok(Server { listener, state })
+        Ok(AppState::new(registry, db, blobs, config, tmp_dir, proxies))
     }
 }
 

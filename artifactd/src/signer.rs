@@ -11,16 +11,15 @@ use pgp::composed::{
     SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
-use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::packet::{Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize as _;
-use pgp::types::{KeyDetails as _, KeyVersion, Password, Timestamp};
-use sea_orm::{ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, Set, SqlErr};
+use pgp::types::{KeyDetails as _, Password, Timestamp};
+use sea_orm::{ActiveModelTrait as _, EntityTrait as _, Set, SqlErr};
 
 use crate::db::entities::signing_key;
 use crate::db::{Db, now_millis};
 
-fn pgp_err(what: &'static str) -> impl FnOnce(pgp::errors::Error) -> Error {
+pub(crate) fn pgp_err(what: &'static str) -> impl FnOnce(pgp::errors::Error) -> Error {
     move |e| Error::internal(what, e)
 }
 
@@ -63,7 +62,7 @@ impl KeyCache {
     }
 }
 
-fn parse_key(armored: &str) -> Result<SignedSecretKey> {
+pub(crate) fn parse_key(armored: &str) -> Result<SignedSecretKey> {
     SignedSecretKey::from_string(armored)
         .map(|(k, _)| k)
         .map_err(pgp_err("parsing the stored signing key"))
@@ -191,17 +190,38 @@ fn text_signature(key: &SignedSecretKey, text: &str) -> pgp::errors::Result<Sign
 #[async_trait]
 impl Signer for RepoSigner {
     async fn public_key_armored(&self) -> Result<String> {
-        let key = self.keys().await?.remove(0);
-        SignedPublicKey::from(key.as_ref().clone())
-            .to_armored_string(ArmorOptions::default())
-            .map_err(pgp_err("armoring the public key"))
+        let binary = self.public_key_binary().await?;
+        let mut out = Vec::new();
+        pgp::armor::write(
+            &RawPackets(&binary),
+            pgp::armor::BlockType::PublicKey,
+            &mut out,
+            None,
+            true,
+        )
+        .map_err(pgp_err("armoring the public keys"))?;
+        String::from_utf8(out).map_err(|e| Error::internal("armoring the public keys", e))
     }
 
     async fn public_key_binary(&self) -> Result<Vec<u8>> {
-        let key = self.keys().await?.remove(0);
-        SignedPublicKey::from(key.as_ref().clone())
-            .to_bytes()
-            .map_err(pgp_err("serializing the public key"))
+        let mut out = Vec::new();
+        for key in self.keys().await? {
+            out.extend(
+                SignedPublicKey::from(key.as_ref().clone())
+                    .to_bytes()
+                    .map_err(pgp_err("serializing the public key"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn fingerprints(&self) -> Result<Vec<String>> {
+        Ok(self
+            .keys()
+            .await?
+            .iter()
+            .map(|k| format!("{:X}", k.fingerprint()))
+            .collect())
     }
 
     async fn sign_detached(&self, data: &[u8]) -> Result<String> {
@@ -242,118 +262,16 @@ impl Signer for RepoSigner {
     }
 }
 
-/// Why an imported key is refused; each is a 400 with this sentence.
-fn refuse(msg: impl Into<String>) -> Error {
-    Error::invalid(msg)
-}
+/// Packets already serialized, for the armor writer.
+struct RawPackets<'a>(&'a [u8]);
 
-/// Checks an armored secret key for use by apt, unlocks it with `passphrase`, and makes it the
-/// repo's signing key; the key it replaces keeps signing for `transition_ms`. Returns the new
-/// fingerprint.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a key that is not a secret key, is locked, cannot sign, has
-/// expired or uses an algorithm apt refuses; database failures otherwise.
-pub async fn import_key(
-    db: &Db,
-    cache: &KeyCache,
-    repo_id: i64,
-    armored: &str,
-    passphrase: Option<&str>,
-    transition_ms: i64,
-) -> Result<String> {
-    let (mut key, _) = SignedSecretKey::from_string(armored).map_err(|e| {
-        refuse(format!(
-            "The key is not an armored OpenPGP secret key ({e})."
-        ))
-    })?;
-    if key.primary_key.version() != KeyVersion::V4 {
-        return Err(refuse(
-            "Only v4 keys are accepted; apt in Debian 12 refuses v6 keys.",
-        ));
+impl pgp::ser::Serialize for RawPackets<'_> {
+    fn to_writer<W: std::io::Write>(&self, w: &mut W) -> pgp::errors::Result<()> {
+        w.write_all(self.0)?;
+        Ok(())
     }
-    match key.primary_key.algorithm() {
-        PublicKeyAlgorithm::EdDSALegacy | PublicKeyAlgorithm::RSA | PublicKeyAlgorithm::ECDSA => {}
-        other => {
-            return Err(refuse(format!(
-                "The key's algorithm {other:?} is refused by apt; use EdDSA (ed25519, v4) or RSA of 3072 bits or more."
-            )));
-        }
+
+    fn write_len(&self) -> usize {
+        self.0.len()
     }
-    let flags_sign = key
-        .details
-        .users
-        .iter()
-        .flat_map(|u| u.signatures.iter())
-        .any(|s| s.key_flags().sign());
-    if !flags_sign {
-        return Err(refuse(
-            "The key's primary key is not allowed to sign (no signing flag in its self-signature).",
-        ));
-    }
-    let now_secs = i64::from(Timestamp::now().as_secs());
-    let created = i64::from(key.primary_key.created_at().as_secs());
-    let expiry = key
-        .details
-        .users
-        .iter()
-        .flat_map(|u| u.signatures.iter())
-        .filter_map(|s| s.key_expiration_time())
-        .map(|d| created + i64::from(d.as_secs()))
-        .max();
-    if let Some(exp) = expiry
-        && exp <= now_secs
-    {
-        return Err(refuse("The key has expired."));
-    }
-    if let Some(pw) = passphrase.filter(|p| !p.is_empty()) {
-        key.primary_key
-            .remove_password(&Password::from(pw))
-            .map_err(|_| refuse("The passphrase does not unlock the key."))?;
-    }
-    // Prove it signs, unprotected, before storing it.
-    DetachedSignature::sign_binary_data(
-        rand08::thread_rng(),
-        &key.primary_key,
-        &Password::empty(),
-        HashAlgorithm::Sha256,
-        &b"artifactd key check"[..],
-    )
-    .map_err(|_| refuse("The key is protected by a passphrase; send it as \"passphrase\"."))?;
-    let unlocked = key
-        .to_armored_string(ArmorOptions::default())
-        .map_err(pgp_err("armoring the imported key"))?;
-    let db_err = |e: sea_orm::DbErr| Error::internal("signing key update failed", e);
-    let existing = signing_key::Entity::find_by_id(repo_id)
-        .one(db.conn())
-        .await
-        .map_err(db_err)?;
-    let now = now_millis();
-    match existing {
-        Some(row) => {
-            let previous = row.secret_armored.clone();
-            let mut am = row.into_active_model();
-            am.secret_armored = Set(unlocked);
-            am.fingerprint = Set(key.fingerprint().to_string());
-            am.created_at = Set(now);
-            am.previous_armored = Set((transition_ms > 0).then_some(previous));
-            am.previous_until = Set((transition_ms > 0).then_some(now + transition_ms));
-            am.update(db.conn()).await.map_err(db_err)?;
-        }
-        None => {
-            signing_key::ActiveModel {
-                repo_id: Set(repo_id),
-                secret_armored: Set(unlocked),
-                fingerprint: Set(key.fingerprint().to_string()),
-                created_at: Set(now),
-                previous_armored: Set(None),
-                previous_until: Set(None),
-            }
-            .insert(db.conn())
-            .await
-            .map_err(db_err)?;
-        }
-    }
-    cache.forget(repo_id);
-    Ok(key.fingerprint().to_string())
 }

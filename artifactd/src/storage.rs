@@ -211,6 +211,27 @@ impl BlobStore {
         }
     }
 
+    /// Copies a content blob into the local file `file`, streamed; `false` when it is missing.
+    ///
+    /// # Errors
+    /// Storage and file I/O failures.
+    pub async fn content_to_file(&self, sha256: &str, file: &Path) -> Result<bool> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let got = match self.store.get(&StorageKey::Content(sha256).path()).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(Error::Storage(e)),
+        };
+        let mut out = tokio::fs::File::create(file).await?;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk?).await?;
+        }
+        out.flush().await?;
+        Ok(true)
+    }
+
     /// Removes a content blob (missing is fine).
     ///
     /// # Errors

@@ -23,6 +23,11 @@ pub enum Principal {
         /// The human name given to the token at creation.
         name: String,
     },
+    /// The server itself, for work no request asked for (retention in `artifactd gc`).
+    System {
+        /// What the work is, e.g. `retention`.
+        task: String,
+    },
 }
 
 impl Principal {
@@ -31,6 +36,7 @@ impl Principal {
         match self {
             Self::Anonymous => "anonymous".to_owned(),
             Self::Token { name, .. } => format!("token:{name}"),
+            Self::System { task } => format!("system:{task}"),
         }
     }
 }
@@ -49,6 +55,19 @@ pub struct RepoSettings {
     /// Whether every publish that changes a dist's indexes also takes a snapshot of it (APT).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_snapshot: bool,
+    /// Retention: the newest versions of each package to keep; `None` keeps every version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Retention removes a version only when it is older than this many seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_min_age: Option<u64>,
+    /// Versions retention never removes, by package key.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pins: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Armored OpenPGP public keys: when set, an upload completed by a signed file (dput's
+    /// `.changes`) must be signed by one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaders: Option<String>,
     /// Projects an administrator marked (by the provider's package key); unmarked ones are
     /// active.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -135,14 +154,19 @@ impl ProjectStatus {
 /// administrator replaces it.
 #[async_trait]
 pub trait Signer: Send + Sync + fmt::Debug {
-    /// The repo's public key, ASCII-armored.
+    /// The repo's public keys (every key that signs now), ASCII-armored.
     async fn public_key_armored(&self) -> Result<String>;
-    /// The repo's public key as a binary (non-armored) OpenPGP keyring.
+    /// The same keys as a binary (non-armored) OpenPGP keyring.
     async fn public_key_binary(&self) -> Result<Vec<u8>>;
     /// An ASCII-armored detached signature of `data` (APT `Release.gpg`).
     async fn sign_detached(&self, data: &[u8]) -> Result<String>;
     /// A cleartext-signed copy of `text` (APT `InRelease`).
     async fn sign_cleartext(&self, text: &str) -> Result<String>;
+    /// The upper-case hex fingerprints of the keys that sign now (during a key rotation, the
+    /// new key and the one it replaces; APT's `Signed-By` field). Empty when unknown.
+    async fn fingerprints(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The repo a hook works on, with the host's services scoped to it.

@@ -33,6 +33,48 @@ impl IndexScope {
     }
 }
 
+/// What retention needs to know of a record beyond its package and version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionUnit {
+    /// Versions are counted separately per group (APT: per architecture).
+    pub group: String,
+    /// Paths of other records of the same scope that this one needs while it is kept (a
+    /// Debian source package's upstream tarball, shared by its revisions).
+    pub needs: Vec<String>,
+}
+
+impl RetentionUnit {
+    /// A unit in `group` that needs `needs`.
+    pub fn new(group: impl Into<String>, needs: Vec<String>) -> Self {
+        Self {
+            group: group.into(),
+            needs,
+        }
+    }
+}
+
+/// An upload in several requests: the client `PUT`s each file below [`Staging::prefix`] of the
+/// repo mount, and the host keeps it per uploader; the file whose name ends in
+/// [`Staging::completes`] is handed to [`Provider::upload`] (with `native_path` its path) with
+/// every file that uploader staged as companions. Staged files the outcome does not use stay
+/// staged; the host removes those never used after a grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Staging {
+    /// The folder below the repo mount, ending in `/` (APT: `incoming/`).
+    pub prefix: &'static str,
+    /// The file name ending that completes an upload (APT: `.changes`).
+    pub completes: &'static str,
+}
+
+impl Staging {
+    /// Files are `PUT` below `prefix`; one ending in `completes` completes the upload.
+    pub fn new(prefix: &'static str, completes: &'static str) -> Self {
+        Self { prefix, completes }
+    }
+}
+
 /// A package format, mounted by the host at `/repo/<kind>/`.
 ///
 /// # Contract
@@ -82,6 +124,28 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// shows the `summary` field of the record's metadata.
     fn file_view(&self, record: &FileRecord) -> FileView {
         FileView::from_meta(record)
+    }
+
+    /// How retention counts `record`: the versions of a package are counted per
+    /// ([`FileRecord::scope`], [`FileRecord::key`], [`RetentionUnit::group`]); the default group
+    /// is the package itself.
+    fn retention_unit(&self, record: &FileRecord) -> RetentionUnit {
+        let _ = record;
+        RetentionUnit::default()
+    }
+
+    /// Orders two versions of one package (oldest first), `None` when the format has no order;
+    /// retention then takes the order of their uploads.
+    fn compare_versions(&self, a: &str, b: &str) -> Option<std::cmp::Ordering> {
+        let _ = (a, b);
+        None
+    }
+
+    /// For a format whose clients upload a set of files one request each and then a file that
+    /// lists them (Debian's `dput`: each file, then the `.changes`), where they go. `None` (the
+    /// default) when the format has no such protocol. See [`Staging`].
+    fn staging(&self) -> Option<Staging> {
+        None
     }
 
     /// How the format is proxied (proxy repos), `None` when it is not. See [`ProxyFormat`].

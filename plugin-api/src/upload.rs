@@ -44,6 +44,10 @@ pub struct UploadRequest {
     pub params: Vec<(String, String)>,
     /// The file.
     pub file: UploadedFile,
+    /// The other files of the same request, in the order they came (a Debian source package
+    /// is its `.dsc` and the files it lists). The host refuses the upload when a record of the
+    /// outcome uses none of them, so a provider that takes one file per upload ignores this.
+    pub companions: Vec<UploadedFile>,
 }
 
 impl UploadRequest {
@@ -57,7 +61,20 @@ impl UploadRequest {
             native_path,
             params,
             file,
+            companions: Vec::new(),
         }
+    }
+
+    /// Adds the request's other files.
+    #[must_use]
+    pub fn with_companions(mut self, companions: Vec<UploadedFile>) -> Self {
+        self.companions = companions;
+        self
+    }
+
+    /// The file and its companions.
+    pub fn files(&self) -> impl Iterator<Item = &UploadedFile> {
+        std::iter::once(&self.file).chain(&self.companions)
     }
 
     /// The first value of parameter `name`, if any and not empty.
@@ -95,7 +112,8 @@ pub struct DerivedFile {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UploadOutcome {
-    /// Records to insert, all pointing at the uploaded file's blob.
+    /// Records to insert, each pointing at the blob of one of the request's files (the host
+    /// checks that its size and hash are one of theirs).
     pub records: Vec<NewRecord>,
     /// Derived files, written to the repo's blob store before the records are committed.
     pub derived: Vec<DerivedFile>,
@@ -106,6 +124,14 @@ impl UploadOutcome {
     pub fn one(record: NewRecord) -> Self {
         Self {
             records: vec![record],
+            derived: Vec::new(),
+        }
+    }
+
+    /// Stores several records (each for one of the request's files).
+    pub fn many(records: Vec<NewRecord>) -> Self {
+        Self {
+            records,
             derived: Vec::new(),
         }
     }

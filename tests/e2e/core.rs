@@ -223,16 +223,32 @@ fn bad_upload_requests_get_clear_errors_and_store_nothing() {
     );
     assert_eq!(r.status, 400);
     let boundary = "b0undary";
-    let two = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-1.0.tgz\"\r\n\r\nxx\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-2.0.tgz\"\r\n\r\nyy\r\n--{boundary}--\r\n"
+    // A second file that the upload does not use is refused, and nothing is stored.
+    let mut two = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-1.0.tgz\"\r\n\r\n"
+    )
+    .into_bytes();
+    two.extend_from_slice(&gz);
+    two.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a-2.0.tgz\"\r\n\r\nyy\r\n--{boundary}--\r\n").as_bytes(),
     );
     let r = s.post_raw(
         "/addpkg?provider=tar&reponame=r",
         &format!("multipart/form-data; boundary={boundary}"),
-        two.as_bytes(),
+        &two,
     );
     assert_eq!(r.status, 400);
-    assert!(r.error().contains("more than one file"), "{}", r.error());
+    assert!(
+        r.error()
+            .contains("carries the file \"a-2.0.tgz\", which this upload does not use"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(
+        s.get("/repo/tar/r/a/1.0/a-1.0.tgz").status,
+        404,
+        "nothing stored"
+    );
     let none = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv\r\n--{boundary}--\r\n"
     );
@@ -419,7 +435,7 @@ fn gc_removes_unreferenced_blobs_and_stale_temp_files() {
             .env_remove("S3_URL"),
     );
     assert!(
-        out.contains("removed 1 unreferenced blob(s) (15 bytes) and 1 stale temporary file(s)"),
+        out.contains("removed 1 unreferenced blob(s) (15 bytes), 1 stale temporary file(s)"),
         "{out}"
     );
     assert!(!orphan.exists() && !stale_tmp.exists());

@@ -10,6 +10,14 @@ mod apt;
 mod apt_race;
 // Snapshots, promotion and roll-back of APT dists.
 mod lifecycle;
+// Debian source packages: upload, Sources, apt-get source and dpkg-source -x.
+mod sources;
+// Retention: keep_last, keep_min_age, pins, snapshots; after uploads and in gc.
+mod retention;
+// Signing key rotation with apt 2.6 and apt 3.
+mod keys;
+// Uploads with Debian's dput: .changes, staging, uploader keyrings.
+mod dput;
 // Proxy repos of another artifactd and of a scripted upstream.
 mod proxy;
 // APT proxy repos: apt-get through a proxy that verifies its upstream's signatures.

@@ -66,6 +66,23 @@ impl Apt {
         .expect("source");
     }
 
+    /// Adds a `deb-src` line like [`Apt::add_source`]'s `deb` line.
+    pub fn add_source_src(
+        &self,
+        name: &str,
+        line_options: &str,
+        uri: &str,
+        dist: &str,
+        components: &str,
+    ) {
+        std::fs::write(
+            self.root
+                .join(format!("etc/apt/sources.list.d/{name}-src.list")),
+            format!("deb-src [{line_options}] {uri} {dist} {components}\n"),
+        )
+        .expect("source");
+    }
+
     /// A path in `keys/`.
     pub fn key_path(&self, file: &str) -> PathBuf {
         self.root.join("keys").join(file)
@@ -163,4 +180,132 @@ pub fn dpkg_deb_with(
             .into_owned(),
         bytes,
     )
+}
+
+/// Builds a Debian source package with `dpkg-source -b` in `work`: format `3.0 (quilt)` with an
+/// upstream tarball when `version` has a Debian revision (made once per `work` folder and
+/// upstream version, as revisions share it), else `3.0 (native)`. Returns the
+/// `.dsc`'s path; the files it lists are next to it.
+pub fn dpkg_source(work: &Path, source: &str, version: &str) -> PathBuf {
+    let upstream = version.rsplit_once('-').map_or(version, |(u, _)| u);
+    let native = upstream == version;
+    let tree = work.join(format!("{source}-{upstream}"));
+    std::fs::create_dir_all(tree.join("debian/source")).expect("debian dir");
+    std::fs::write(
+        tree.join("README"),
+        format!("{source} {upstream}: upstream sources.\n"),
+    )
+    .expect("upstream file");
+    // One upstream tarball serves every Debian revision built in `work`.
+    if !native
+        && !work
+            .join(format!("{source}_{upstream}.orig.tar.gz"))
+            .exists()
+    {
+        run(Command::new("tar")
+            .current_dir(work)
+            .args([
+                "--sort=name",
+                "--mtime=@0",
+                "--owner=0",
+                "--group=0",
+                "-czf",
+            ])
+            .arg(format!("{source}_{upstream}.orig.tar.gz"))
+            .arg(format!("{source}-{upstream}/README")));
+    }
+    let files = [
+        (
+            "debian/source/format",
+            if native {
+                "3.0 (native)\n"
+            } else {
+                "3.0 (quilt)\n"
+            }
+            .to_owned(),
+        ),
+        (
+            "debian/control",
+            format!(
+                "Source: {source}\nSection: misc\nPriority: optional\nMaintainer: artifactd tests <tests@example.invalid>\nBuild-Depends: debhelper-compat (= 13)\nStandards-Version: 4.6.2\n\nPackage: {source}\nArchitecture: any\nDescription: {source} for the tests\n Built from source.\n"
+            ),
+        ),
+        (
+            "debian/changelog",
+            format!(
+                "{source} ({version}) unstable; urgency=medium\n\n  * Test release.\n\n -- artifactd tests <tests@example.invalid>  Mon, 07 Dec 2026 12:00:00 +0000\n"
+            ),
+        ),
+        (
+            "debian/rules",
+            "#!/usr/bin/make -f\n%:\n\tdh $@\n".to_owned(),
+        ),
+        ("debian/copyright", "Test data.\n".to_owned()),
+    ];
+    for (path, text) in files {
+        std::fs::write(tree.join(path), text).expect("debian file");
+    }
+    run(crate::tool("dpkg-source")
+        .current_dir(work)
+        .args(["--build"])
+        .arg(format!("{source}-{upstream}")));
+    work.join(format!("{source}_{version}.dsc"))
+}
+
+/// Makes the `.changes` of an upload with `dpkg-genchanges`, as `dpkg-buildpackage` does after
+/// a build: the source package [`dpkg_source`] built in `work` for `version`, the binary
+/// packages `debs` next to it (made with [`dpkg_deb`] for the source's own package name and
+/// `amd64`) and a `.buildinfo` from `dpkg-genbuildinfo`, for the dist `dist`. The upstream
+/// tarball is included for a first revision (`-1`) only, as `dpkg-buildpackage` does by
+/// default. Returns its path.
+pub fn dpkg_changes(work: &Path, version: &str, dist: &str, debs: &[&str]) -> PathBuf {
+    let dsc = std::fs::read_dir(work)
+        .expect("work folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{version}.dsc")))
+        })
+        .expect("the .dsc of that version");
+    let source = dsc
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split('_').next())
+        .expect("source name")
+        .to_owned();
+    let upstream = version.rsplit_once('-').map_or(version, |(u, _)| u);
+    let tree = work.join(format!("{source}-{upstream}"));
+    // The tree holds the version being uploaded.
+    let changelog = std::fs::read_to_string(tree.join("debian/changelog")).expect("changelog");
+    let first = changelog.lines().next().unwrap_or_default();
+    std::fs::write(
+        tree.join("debian/changelog"),
+        changelog.replacen(
+            first,
+            &format!("{source} ({version}) {dist}; urgency=medium"),
+            1,
+        ),
+    )
+    .expect("changelog");
+    let _ = std::fs::remove_file(tree.join("debian/files"));
+    for deb in debs {
+        run(crate::tool("dpkg-distaddfile")
+            .current_dir(&tree)
+            .args([deb, "misc", "optional"]));
+    }
+    run(crate::tool("dpkg-genbuildinfo")
+        .current_dir(&tree)
+        .arg("--build=source,any"));
+    let out = work.join(format!("{source}_{version}_amd64.changes"));
+    let orig = if version.ends_with("-1") {
+        "-sa"
+    } else {
+        "-sd"
+    };
+    run(crate::tool("dpkg-genchanges")
+        .current_dir(&tree)
+        .args(["--build=source,any", orig])
+        .arg(format!("-O{}", out.display())));
+    out
 }

@@ -16,7 +16,7 @@ mod upstream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use apt::{Apt, dpkg_deb, dpkg_deb_with};
+pub use apt::{Apt, dpkg_changes, dpkg_deb, dpkg_deb_with, dpkg_source};
 pub use browser::Browser;
 pub use chroot::Chroot;
 pub use db::{Backend, backends, fresh_database};

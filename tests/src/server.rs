@@ -463,6 +463,28 @@ impl Server {
         )
     }
 
+    /// `POST /addpkg?QUERY` with several files in the field `f` (a source package), as admin.
+    pub fn addpkg_files(&self, query: &str, files: &[(&str, &[u8])]) -> Resp {
+        let boundary = "artifactd-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        self.post_raw(
+            &format!("/addpkg?{query}"),
+            &format!("multipart/form-data; boundary={boundary}"),
+            &body,
+        )
+    }
+
     /// Every file below the data folder with its size (to prove a refused request stored nothing).
     pub fn stored_files(&self) -> BTreeMap<String, u64> {
         fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {

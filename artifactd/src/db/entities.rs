@@ -194,3 +194,25 @@ pub mod blob_hold {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Files staged by an upload in several requests (dput), until the one that completes it.
+pub mod incoming_file {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incoming_files")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub repo_id: i64,
+        /// The principal's label: each uploader has its own staging area.
+        pub uploader: String,
+        pub filename: String,
+        pub sha256: String,
+        pub size: i64,
+        pub created_at: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

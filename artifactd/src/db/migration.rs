@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(ChangeStamps),
             Box::new(RepoKinds),
             Box::new(BlobHolds),
+            Box::new(IncomingFiles),
         ]
     }
 }
@@ -526,6 +527,72 @@ impl MigrationTrait for BlobHolds {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("blob_holds").to_owned())
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct IncomingFiles;
+
+impl MigrationName for IncomingFiles {
+    fn name(&self) -> &str {
+        "m20261207_000009_incoming_files"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IncomingFiles {
+    /// Files staged by an upload in several requests (dput: each file, then the `.changes`),
+    /// per repo and uploader, until the request that completes it.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                table(manager, "incoming_files")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("repo_id"))
+                    .col(string_len("uploader", 255))
+                    .col(string_len("filename", 255))
+                    .col(string_len("sha256", 64))
+                    .col(big_integer("size"))
+                    .col(big_integer("created_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("incoming_files_repo")
+                            .from("incoming_files", "repo_id")
+                            .to("repos", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("incoming_files_name")
+                    .table("incoming_files")
+                    .col("repo_id")
+                    .col("uploader")
+                    .col("filename")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("incoming_files_sha256")
+                    .table("incoming_files")
+                    .col("sha256")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("incoming_files").to_owned())
             .await
     }
 }

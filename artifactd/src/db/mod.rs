@@ -356,13 +356,13 @@ pub fn settings_of(r: &repo::Model) -> RepoSettings {
     serde_json::from_str(&r.settings).unwrap_or_default()
 }
 
-/// Whether a file record, a proxy's cache or a provider's hold refers to the content blob
+/// Whether a file record, a proxy's cache, a provider's hold or a staged upload refers to the content blob
 /// `sha256` (before a delete removes it).
 ///
 /// # Errors
 /// Database failures.
 pub async fn blob_in_use(conn: &DatabaseConnection, sha256: &str) -> Result<bool, DbErr> {
-    use entities::{blob_hold, file, proxy_entry};
+    use entities::{blob_hold, file, incoming_file, proxy_entry};
     use sea_orm::PaginatorTrait as _;
     Ok(file::Entity::find()
         .filter(file::Column::Sha256.eq(sha256))
@@ -376,6 +376,11 @@ pub async fn blob_in_use(conn: &DatabaseConnection, sha256: &str) -> Result<bool
             > 0
         || blob_hold::Entity::find()
             .filter(blob_hold::Column::Sha256.eq(sha256))
+            .count(conn)
+            .await?
+            > 0
+        || incoming_file::Entity::find()
+            .filter(incoming_file::Column::Sha256.eq(sha256))
             .count(conn)
             .await?
             > 0)

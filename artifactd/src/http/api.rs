@@ -52,7 +52,15 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route(
             "/repos/{provider}/{repo}/key",
-            axum::routing::put(import_key),
+            axum::routing::put(super::api_keys::import_key),
+        )
+        .route(
+            "/repos/{provider}/{repo}/keys",
+            get(super::api_keys::list_keys).post(super::api_keys::add_key),
+        )
+        .route(
+            "/repos/{provider}/{repo}/keys/{fingerprint}",
+            delete(super::api_keys::retire_key),
         )
         .route(
             "/repos/{provider}/{repo}/settings",
@@ -256,58 +264,6 @@ async fn delete_version(
 ) -> Result<Response, ApiError> {
     let base = st.base_url(&headers);
     delete_matching(&st, &a, &provider, &name, &package, Some(&version), base).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyImport {
-    armored: String,
-    passphrase: Option<String>,
-    /// Days the replaced key keeps signing next to the new one (default 7; 0 ends it at once).
-    transition_days: Option<u32>,
-}
-
-/// `PUT /repos/{provider}/{repo}/key`: replace the repo's signing key and re-sign at once.
-async fn import_key(
-    State(st): State<AppState>,
-    Extension(a): Extension<Auth>,
-    headers: http::HeaderMap,
-    Path((provider, name)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let row = admin_repo(&st, &a, &provider, &name).await?;
-    let req: KeyImport = parse(&body)?;
-    if req.transition_days.is_some_and(|d| d > 3650) {
-        return Err(ApiError::bad_request(
-            "transition_days must be at most 3650 (10 years).",
-        ));
-    }
-    let transition = i64::from(req.transition_days.unwrap_or(7)) * 86_400_000;
-    let fingerprint = crate::signer::import_key(
-        &st.inner.db,
-        &st.inner.keys,
-        row.id,
-        &req.armored,
-        req.passphrase.as_deref(),
-        transition,
-    )
-    .await?;
-    let p = st.inner.registry.get(&provider)?.clone();
-    let base = st.base_url(&headers);
-    let cx = st.context(&provider, &name, Some(&row), a.principal.clone(), &base);
-    st.reindex(&p, row.id, &cx, artifactd_plugin_api::IndexScope::All)
-        .await?;
-    st.audit(
-        &a,
-        "key-import",
-        Some((&provider, &name)),
-        json!({ "fingerprint": fingerprint }),
-    )
-    .await;
-    Ok(Json(
-        json!({ "fingerprint": fingerprint, "transition_days": req.transition_days.unwrap_or(7) }),
-    )
-    .into_response())
 }
 
 async fn openapi() -> Response {

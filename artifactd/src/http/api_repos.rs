@@ -23,6 +23,10 @@ fn settings_json(s: &RepoSettings, row: &repo::Model) -> Value {
         "private": s.private,
         "delete_empty": s.delete_empty,
         "auto_snapshot": s.auto_snapshot,
+        "uploaders": s.uploaders.as_deref().map(|k| crate::keyring::Keyring::parse(k).map(|r| r.fingerprints()).unwrap_or_default()),
+        "keep_last": s.keep_last,
+        "keep_min_age": s.keep_min_age.map(crate::proxy::settings::fmt_duration),
+        "pins": s.pins.iter().flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}"))).collect::<Vec<_>>(),
         "project_status": crate::proxy::settings::status_json(s),
     });
     if let Some(obj) = v.as_object_mut() {

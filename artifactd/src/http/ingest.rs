@@ -14,6 +14,9 @@ use super::upload::{self, Limits, SpooledFile};
 use super::{ApiError, AppState, auth_of, validate_repo_name};
 use crate::auth::{Auth, Scope};
 
+/// The most files one `/addpkg` form carries: a source package's `.dsc` and what it lists.
+const MAX_FILES: usize = 64;
+
 pub(super) async fn addpkg(
     State(st): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
@@ -44,6 +47,7 @@ pub(super) async fn addpkg(
         Limits {
             max_bytes: st.inner.config.max_upload_bytes,
             file_field: Some("f"),
+            max_files: MAX_FILES,
         },
     )
     .await?;
@@ -52,10 +56,19 @@ pub(super) async fn addpkg(
         .filter(|(k, _)| k != "provider" && k != "reponame")
         .collect();
     params.extend(spooled.fields);
-    let file = spooled.file.ok_or_else(|| {
-        ApiError::bad_request("Missing the multipart field \"f\" with the package file.")
-    })?;
-    ingest(&st, &auth, &base, &provider, &name, None, params, file).await
+    let done = ingest(
+        &st,
+        &auth,
+        &base,
+        &provider,
+        &name,
+        None,
+        params,
+        spooled.files,
+        false,
+    )
+    .await?;
+    Ok(done.response)
 }
 
 fn valid_record_path(p: &str) -> bool {
@@ -65,7 +78,17 @@ fn valid_record_path(p: &str) -> bool {
         && p.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The upload flow shared by `/addpkg` and the providers' own upload protocols.
+/// What an upload stored: the answer for the client, and the hashes of the files it used.
+pub(super) struct Ingested {
+    /// The JSON answer.
+    pub response: Response,
+    /// SHA-256 of every file a stored record refers to.
+    pub used: Vec<String>,
+}
+
+/// The upload flow shared by `/addpkg` and the providers' own upload protocols. With `staged`,
+/// the files come from a staging area (dput) and those the upload does not use stay there;
+/// otherwise every file of the form must be used.
 #[allow(clippy::too_many_arguments)] // One call site per protocol; a struct would only rename them.
 pub(super) async fn ingest(
     st: &AppState,
@@ -75,8 +98,9 @@ pub(super) async fn ingest(
     name: &str,
     native_path: Option<String>,
     params: Vec<(String, String)>,
-    file: SpooledFile,
-) -> Result<Response, ApiError> {
+    files: Vec<SpooledFile>,
+    staged: bool,
+) -> Result<Ingested, ApiError> {
     let kind = provider.kind();
     let principal = auth.principal.clone();
     let mut existing = st.inner.db.repo(kind, name).await?;
@@ -108,15 +132,20 @@ pub(super) async fn ingest(
         ));
     }
     let cx = st.context(kind, name, existing.as_ref(), principal.clone(), base);
-    let uploaded = UploadedFile::new(
-        file.filename.clone(),
-        file.temp.to_path_buf(),
-        file.size,
-        file.sha256.clone(),
-    );
-    let outcome = provider
-        .upload(&cx, UploadRequest::new(native_path, params, uploaded))
-        .await?;
+    let mut uploaded = files.iter().map(|f| {
+        UploadedFile::new(
+            f.filename.clone(),
+            f.temp.to_path_buf(),
+            f.size,
+            f.sha256.clone(),
+        )
+    });
+    let first = uploaded
+        .next()
+        .ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
+    let request =
+        UploadRequest::new(native_path, params, first).with_companions(uploaded.collect());
+    let outcome = provider.upload(&cx, request).await?;
     if outcome.records.is_empty() {
         return Err(ApiError::internal(
             "upload hook",
@@ -125,9 +154,21 @@ pub(super) async fn ingest(
             )),
         ));
     }
+    // Every file of the form is some record's content, or the upload is not what it seems.
+    if !staged
+        && let Some(unused) = files
+            .iter()
+            .find(|f| !outcome.records.iter().any(|r| r.sha256 == f.sha256))
+    {
+        return Err(ApiError::bad_request(format!(
+            "The form carries the file {:?}, which this upload does not use; send one package per request (a source package: its .dsc and the files it lists).",
+            unused.filename.chars().take(80).collect::<String>()
+        )));
+    }
     for r in &outcome.records {
-        if r.sha256 != file.sha256
-            || r.size != file.size
+        if !files
+            .iter()
+            .any(|f| f.sha256 == r.sha256 && f.size == r.size)
             || !valid_record_path(&r.path)
             || r.scope.len() > 128
             || r.path.len() > 512
@@ -179,7 +220,14 @@ pub(super) async fn ingest(
             .await
             .map_err(artifactd_plugin_api::Error::from)?;
     }
-    st.inner.blobs.put_content(&file.temp, &file.sha256).await?;
+    let mut used: Vec<String> = outcome.records.iter().map(|r| r.sha256.clone()).collect();
+    used.sort();
+    used.dedup();
+    for f in &files {
+        if used.binary_search(&f.sha256).is_ok() {
+            st.inner.blobs.put_content(&f.temp, &f.sha256).await?;
+        }
+    }
     let row = st.inner.db.repo_or_create(kind, name).await?;
     let cx = st.context(kind, name, Some(&row), principal, base);
     let mut done = Vec::new();
@@ -191,6 +239,19 @@ pub(super) async fn ingest(
         .filter(|o| o.changed())
         .map(|o| o.record().scope.clone())
         .collect();
+    // Retention for the packages this upload added to; its delete publishes, which covers
+    // this upload too.
+    let mut touched: Vec<(String, String)> = done
+        .iter()
+        .filter(|o| o.changed())
+        .map(|o| (o.record().scope.clone(), o.record().key.clone()))
+        .collect();
+    touched.sort();
+    touched.dedup();
+    if !touched.is_empty() {
+        st.retain(auth, provider, &row, &cx, Some(&touched), false)
+            .await?;
+    }
     if !changed.is_empty() {
         let mut scopes = changed;
         scopes.sort();
@@ -244,7 +305,10 @@ pub(super) async fn ingest(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(body)).into_response())
+    Ok(Ingested {
+        response: (status, axum::Json(body)).into_response(),
+        used,
+    })
 }
 
 /// Where a virtual repo's uploads go: its `upload_to` member, or its first hosted member.

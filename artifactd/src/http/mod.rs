@@ -1,12 +1,14 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
 mod api;
+mod api_keys;
 mod api_repos;
 mod body;
 mod browse;
 mod error;
 mod extract;
 mod forms;
+mod incoming;
 mod ingest;
 mod markdown;
 mod members;
@@ -15,6 +17,7 @@ mod pages;
 mod publish;
 mod repo_routes;
 mod respond;
+mod retain;
 mod upload;
 
 use std::collections::HashMap;

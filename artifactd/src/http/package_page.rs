@@ -56,12 +56,31 @@ pub async fn package_page(
             .catalog
             .list(ListQuery::key(provider.package_key(&package)))
             .await?;
-        let Some(latest) = files.iter().max_by_key(|f| f.uploaded_at).cloned() else {
-            return Err(ApiError::not_found(format!(
-                "There is no package {package:?} in {kind}/{name}."
-            )));
-        };
-        let view = provider.file_view(&latest);
+        // The latest version, described by all its files: the most described first (a source
+        // package's .dsc adds its binaries and build facts to a binary package's description).
+        let missing =
+            || ApiError::not_found(format!("There is no package {package:?} in {kind}/{name}."));
+        let latest = files
+            .iter()
+            .max_by_key(|f| f.uploaded_at)
+            .cloned()
+            .ok_or_else(missing)?;
+        let mut views: Vec<_> = files
+            .iter()
+            .filter(|f| f.version == latest.version)
+            .map(|f| provider.file_view(f))
+            .collect();
+        views.sort_by_key(|v| std::cmp::Reverse(v.description.is_some()));
+        let mut views = views.into_iter();
+        let mut view = views.next().ok_or_else(missing)?;
+        for other in views {
+            for (label, value) in other.facts {
+                if !view.facts.iter().any(|(l, _)| *l == label) {
+                    view.facts.push((label, value));
+                }
+            }
+            view.summary = view.summary.or(other.summary);
+        }
         let description = view.description.as_ref().map(|d| {
             if d.markdown {
                 Value::from_safe_string(super::markdown::markdown(&d.text))

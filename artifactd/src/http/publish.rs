@@ -26,6 +26,20 @@ impl AppState {
         cx: &RepoContext,
         records: Vec<artifactd_plugin_api::FileRecord>,
     ) -> Result<Vec<String>, ApiError> {
+        self.delete_records_as("delete", auth, provider, row, cx, records)
+            .await
+    }
+
+    /// [`AppState::delete_records`], audited as `action`.
+    pub(super) async fn delete_records_as(
+        &self,
+        action: &str,
+        auth: &Auth,
+        provider: &DynProvider,
+        row: &repo::Model,
+        cx: &RepoContext,
+        records: Vec<artifactd_plugin_api::FileRecord>,
+    ) -> Result<Vec<String>, ApiError> {
         use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
         let mut deleted = Vec::new();
         let mut scopes = Vec::new();
@@ -49,7 +63,7 @@ impl AppState {
         }
         self.audit(
             auth,
-            "delete",
+            action,
             Some((&row.provider, &row.name)),
             json!({ "paths": deleted }),
         )

@@ -9,7 +9,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::upload::{self, Limits};
-use super::{ApiError, AppState, auth_of, ingest, members, pages, respond, validate_repo_name};
+use super::{
+    ApiError, AppState, auth_of, incoming, ingest, members, pages, respond, validate_repo_name,
+};
 use crate::auth::Scope;
 
 /// The decoded segments of a `/repo/...` path.
@@ -173,6 +175,29 @@ pub(super) async fn repo_dispatch(
             }
             Ok(resp)
         }
+        Method::PUT
+            if provider
+                .staging()
+                .is_some_and(|s| rest.starts_with(s.prefix))
+                && !is_multipart(req.headers()) =>
+        {
+            let staging = provider
+                .staging()
+                .ok_or_else(|| ApiError::not_found("There is no staging folder here."))?;
+            let (parts, body) = req.into_parts();
+            incoming::put(
+                &st,
+                &auth,
+                &base,
+                &provider,
+                staging,
+                &name,
+                &rest,
+                &parts.headers,
+                body,
+            )
+            .await
+        }
         Method::POST | Method::PUT if is_multipart(req.headers()) => {
             st.authorize(&auth, Some((&kind, &name)), false, Scope::Write)?;
             let query = query_pairs(req.uri().query());
@@ -184,15 +209,13 @@ pub(super) async fn repo_dispatch(
                 Limits {
                     max_bytes: st.inner.config.max_upload_bytes,
                     file_field: None,
+                    max_files: 1,
                 },
             )
             .await?;
             let mut params = query;
             params.extend(spooled.fields);
-            let file = spooled
-                .file
-                .ok_or_else(|| ApiError::bad_request("Missing the package file."))?;
-            ingest(
+            let done = ingest(
                 &st,
                 &auth,
                 &base,
@@ -200,9 +223,11 @@ pub(super) async fn repo_dispatch(
                 &name,
                 Some(rest),
                 params,
-                file,
+                spooled.files,
+                false,
             )
-            .await
+            .await?;
+            Ok(done.response)
         }
         Method::DELETE => {
             let row = st.repo_for(&auth, &kind, &name, Scope::Admin).await?;

@@ -41,8 +41,8 @@ pub struct SpooledFile {
 pub struct Spooled {
     /// Text fields, in order.
     pub fields: Vec<(String, String)>,
-    /// The one file part.
-    pub file: Option<SpooledFile>,
+    /// The file parts, in order.
+    pub files: Vec<SpooledFile>,
 }
 
 /// What to accept.
@@ -50,8 +50,10 @@ pub struct Spooled {
 pub struct Limits<'a> {
     /// Largest file.
     pub max_bytes: u64,
-    /// The one field the file must come in, if the protocol names it.
+    /// The one field the files must come in, if the protocol names it.
     pub file_field: Option<&'a str>,
+    /// How many files one form may carry (a Debian source package is several).
+    pub max_files: usize,
 }
 
 /// Hashes and writes the chunks of one upload to `file` until the sender is done, then makes the
@@ -88,6 +90,88 @@ fn spool_file(
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The sentence for a body that failed while it was read.
+fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    match BodyTimeout::of(e) {
+        Some(BodyTimeout::TooSlow(rate)) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "The upload was too slow: the request body arrived at less than {rate} bytes per second."
+            ),
+        ),
+        Some(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "The upload stalled: the request body sent nothing for too long.",
+        ),
+        None => ApiError::bad_request("The request body ended before it was complete."),
+    }
+}
+
+/// Reads a raw request body (a `PUT` of one file) into a temporary file, hashed and
+/// size-checked as the bytes arrive.
+///
+/// # Errors
+/// 413 past `max_bytes` (declared or sent), 408 for a stalled body, 400 for one cut short.
+pub async fn spool_raw(
+    headers: &HeaderMap,
+    body: Body,
+    tmp_dir: &Path,
+    max_bytes: u64,
+    filename: String,
+) -> Result<SpooledFile, ApiError> {
+    if headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|declared| declared > max_bytes)
+    {
+        return Err(too_large(max_bytes));
+    }
+    let named = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempfile_in(tmp_dir)
+        .map_err(|e| ApiError::internal("cannot create a temporary file", e))?;
+    let (std_file, temp) = named.into_parts();
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SPOOL_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || spool_file(std_file, rx));
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| body_error(&e))?;
+        size += chunk.len() as u64;
+        if size > max_bytes {
+            return Err(too_large(max_bytes));
+        }
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let sha256 = writer
+        .await
+        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?
+        .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
+    Ok(SpooledFile {
+        filename,
+        temp,
+        size,
+        sha256,
+    })
+}
+
+/// Reads and drops a request body, up to `max_bytes`: a client that sends a whole file before
+/// it reads the answer (dput) then gets the answer instead of a reset connection.
+pub async fn drain(body: Body, max_bytes: u64) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+        seen += chunk.len() as u64;
+        if seen > max_bytes {
+            break;
+        }
+    }
+}
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,9 +203,9 @@ fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
 /// Reads a `multipart/form-data` body.
 ///
 /// # Errors
-/// 400 for a body that is not multipart or is malformed, for a second file where one is
-/// expected and for a file in an unexpected field; 413 past the size limit, detected while
-/// streaming.
+/// 400 for a body that is not multipart or is malformed, for more files than expected and for
+/// a file in an unexpected field; 413 past the size limit (per file and for all files
+/// together), detected while streaming.
 pub async fn spool(
     headers: &HeaderMap,
     body: Body,
@@ -172,11 +256,18 @@ pub async fn spool(
                         "Unexpected file in the form field {name:?}; send the package in the field {want:?}."
                     )));
                 }
-                if out.file.is_some() {
-                    return Err(ApiError::bad_request(
-                        "The form carries more than one file; upload one file per request.",
-                    ));
+                if out.files.len() >= limits.max_files {
+                    return Err(ApiError::bad_request(if limits.max_files == 1 {
+                        "The form carries more than one file; upload one file per request."
+                            .to_owned()
+                    } else {
+                        format!(
+                            "The form carries more than {} files; upload at most that many per request.",
+                            limits.max_files
+                        )
+                    }));
                 }
+                let before: u64 = out.files.iter().map(|f| f.size).sum();
                 let named = tempfile::Builder::new()
                     .prefix("upload-")
                     .tempfile_in(tmp_dir)
@@ -193,7 +284,7 @@ pub async fn spool(
                     .map_err(|e| multipart_error(e, limits.max_bytes))?
                 {
                     size += chunk.len() as u64;
-                    if size > limits.max_bytes {
+                    if before + size > limits.max_bytes {
                         return Err(too_large(limits.max_bytes));
                     }
                     if tx.send(chunk).await.is_err() {
@@ -206,7 +297,7 @@ pub async fn spool(
                     .await
                     .map_err(|e| ApiError::internal("cannot write the temporary file", e))?
                     .map_err(|e| ApiError::internal("cannot write the temporary file", e))?;
-                out.file = Some(SpooledFile {
+                out.files.push(SpooledFile {
                     filename,
                     temp,
                     size,
@@ -244,7 +335,7 @@ pub async fn spool(
             }
         }
     }
-    if out.file.is_none() {
+    if out.files.is_empty() {
         return Err(ApiError::bad_request(format!(
             "Missing the multipart field {expected:?} with the package file."
         )));

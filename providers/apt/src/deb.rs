@@ -300,6 +300,63 @@ pub fn valid_version(v: &str) -> bool {
     upstream_ok && revision_ok
 }
 
+/// Orders two Debian versions as dpkg does (policy 5.6.12): epoch, then upstream version,
+/// then revision, each compared by alternating non-digit parts (`~` before everything, letters
+/// before other characters) and numeric parts.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(v: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, r)) => (e.parse().unwrap_or(0), r),
+            None => (0, v),
+        };
+        let (upstream, revision) = rest.rsplit_once('-').unwrap_or((rest, ""));
+        (epoch, upstream, revision)
+    }
+    fn order(c: Option<u8>) -> i32 {
+        match c {
+            Some(b'~') => -1,
+            None => 0,
+            Some(c) if c.is_ascii_digit() => 0,
+            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
+            Some(c) => i32::from(c) + 256,
+        }
+    }
+    fn part(a: &str, b: &str) -> std::cmp::Ordering {
+        let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+        while !a.is_empty() || !b.is_empty() {
+            while a.first().is_some_and(|c| !c.is_ascii_digit())
+                || b.first().is_some_and(|c| !c.is_ascii_digit())
+            {
+                let (x, y) = (order(a.first().copied()), order(b.first().copied()));
+                if x != y {
+                    return x.cmp(&y);
+                }
+                a = a.get(1..).unwrap_or_default();
+                b = b.get(1..).unwrap_or_default();
+            }
+            let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let (na, nb) = (digits(a), digits(b));
+            // Compared as numbers of any length: without leading zeros, by length, then digits.
+            let num = |s: &[u8]| {
+                let t = &s[s.iter().take_while(|c| **c == b'0').count()..];
+                (t.len(), t.to_vec())
+            };
+            let ord = num(&a[..na]).cmp(&num(&b[..nb]));
+            if ord.is_ne() {
+                return ord;
+            }
+            a = &a[na..];
+            b = &b[nb..];
+        }
+        std::cmp::Ordering::Equal
+    }
+    let (ea, ua, ra) = split(a);
+    let (eb, ub, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| part(ua, ub))
+        .then_with(|| part(ra, rb))
+}
+
 fn valid_arch(a: &str) -> bool {
     !a.is_empty()
         && a.len() <= 32
@@ -425,6 +482,24 @@ pub fn parse_control(text: &str) -> Result<Control> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_order_as_dpkg_orders_them() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        for (a, b, want) in [
+            ("1.0-1", "1.0-2", Less),
+            ("1.0-10", "1.0-9", Greater),
+            ("1.0~rc1-1", "1.0-1", Less),
+            ("1:0.1-1", "2.0-1", Greater),
+            ("1.0", "1.0-0", Equal),
+            ("1.0a", "1.0+", Less),
+            ("1.0", "1.0.1", Less),
+            ("2.10", "2.9", Greater),
+            ("1.002", "1.2", Equal),
+        ] {
+            assert_eq!(compare_versions(a, b), want, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn versions_and_names() {

@@ -26,7 +26,7 @@ use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, ti
 use sha2::Digest as _;
 
 use crate::plain::{Parts, PlainCache};
-use crate::retire;
+use crate::{retire, source};
 
 /// Architectures announced by a dist that only has `Architecture: all` packages.
 const DEFAULT_ARCHES: &[&str] = &["amd64", "arm64", "i386"];
@@ -167,9 +167,39 @@ fn chunk_of(key: &str, chunks: u64) -> usize {
     usize::try_from(h % chunks.max(1)).unwrap_or(0)
 }
 
-/// Whether `r` is listed in `comp/binary-a/Packages`.
+/// Whether `r` is listed in `comp/binary-a/Packages`, or for `a` = `source` in
+/// `comp/source/Sources`.
 fn belongs(r: &FileRecord, comp: &str, a: &str) -> bool {
-    component(r) == comp && (arch(r) == a || arch(r) == "all")
+    component(r) == comp
+        && if a == source::SOURCE_ARCH {
+            source::is_dsc(r)
+        } else {
+            arch(r) == a || arch(r) == "all"
+        }
+}
+
+/// The stanza of `r` in the index it belongs to.
+fn entry(r: &FileRecord) -> String {
+    if source::is_dsc(r) {
+        source::stanza(r)
+    } else {
+        stanza(r)
+    }
+}
+
+/// The folder of an index file below the dist (`main/binary-amd64/` of
+/// `main/binary-amd64/Packages`).
+pub fn index_dir(rel: &str) -> &str {
+    rel.rfind('/').map_or("", |i| &rel[..=i])
+}
+
+/// The uncompressed index in folder `dir` (`…/source/Sources`, else `…/Packages`).
+pub fn plain_index(dir: &str) -> String {
+    if dir.ends_with("source/") {
+        format!("{dir}Sources")
+    } else {
+        format!("{dir}Packages")
+    }
 }
 
 /// A chunk's stanzas by path; each stanza text ends in a blank line.
@@ -180,10 +210,14 @@ fn parse_chunk(text: &[u8]) -> Option<Chunk> {
     let text = std::str::from_utf8(text).ok()?;
     let mut chunk = Chunk::new();
     for stanza in text.split_inclusive("\n\n") {
-        let path = stanza
+        let path = match stanza
             .split('\n')
-            .find_map(|l| l.strip_prefix("Filename: "))?;
-        chunk.insert(path.to_owned(), stanza.to_owned());
+            .find_map(|l| l.strip_prefix("Filename: "))
+        {
+            Some(p) => p.to_owned(),
+            None => source::stanza_path(stanza)?,
+        };
+        chunk.insert(path, stanza.to_owned());
     }
     Some(chunk)
 }
@@ -266,7 +300,7 @@ impl Draft {
             gz = compress(b"")?;
         }
         let digest = hex(&sha2::Sha256::digest(&gz));
-        let dir = rel.trim_end_matches("Packages");
+        let dir = index_dir(rel);
         let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
         let size = gz.len() as u64;
         cx.blobs
@@ -304,7 +338,11 @@ struct Shape {
 impl Shape {
     fn of(records: &[FileRecord]) -> Self {
         let components: BTreeSet<&str> = records.iter().map(component).collect();
-        let arches: BTreeSet<&str> = records.iter().map(arch).filter(|a| *a != "all").collect();
+        let arches: BTreeSet<&str> = records
+            .iter()
+            .map(arch)
+            .filter(|a| *a != "all" && *a != source::SOURCE_ARCH)
+            .collect();
         let default_arches = arches.is_empty();
         let architectures = if default_arches {
             DEFAULT_ARCHES.iter().map(|a| (*a).to_owned()).collect()
@@ -322,18 +360,24 @@ impl Shape {
     fn fits(&self, r: &FileRecord) -> bool {
         self.components.iter().any(|c| c == component(r))
             && match arch(r) {
-                "all" => true,
+                "all" | source::SOURCE_ARCH => true,
                 a => !self.default_arches && self.architectures.iter().any(|x| x == a),
             }
     }
 
-    /// `(component, architecture, Packages path)` of every index.
+    /// `(component, architecture, index path)` of every index: `Packages` per architecture
+    /// and `Sources` (architecture `source`), for each component.
     fn indexes(&self) -> Vec<(&str, &str, String)> {
         let mut out = Vec::new();
         for c in &self.components {
             for a in &self.architectures {
                 out.push((c.as_str(), a.as_str(), format!("{c}/binary-{a}/Packages")));
             }
+            out.push((
+                c.as_str(),
+                source::SOURCE_ARCH,
+                format!("{c}/source/Sources"),
+            ));
         }
         out
     }
@@ -393,7 +437,7 @@ async fn publish_all(
         let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
         for r in records.iter().filter(|r| belongs(r, comp, a)) {
             if let Some(chunk) = split.get_mut(chunk_of(&r.key, chunks)) {
-                chunk.insert(r.path.clone(), stanza(r) + "\n");
+                chunk.insert(r.path.clone(), entry(r) + "\n");
             }
         }
         let mut parts = Parts::default();
@@ -475,7 +519,7 @@ async fn publish_changes(
                 }
             }
             for r in records {
-                chunk.insert(r.path.clone(), stanza(r) + "\n");
+                chunk.insert(r.path.clone(), entry(r) + "\n");
             }
             let (text, gz) = render_chunk(&chunk)?;
             parts.text[i] = Bytes::from(text);
@@ -541,6 +585,13 @@ async fn finish(
     );
     for (name, f) in &draft.files {
         release.push_str(&format!(" {} {:>16} {name}\n", f.sha256, f.size));
+    }
+    // The keys that sign this Release, which apt (2.3 and later) accepts for the next one: the
+    // new key of a rotation is listed before the old one stops signing.
+    let signers = cx.signer.fingerprints().await?;
+    if !signers.is_empty() {
+        let at = release.find("SHA256:\n").unwrap_or(release.len());
+        release.insert_str(at, &format!("Signed-By: {}\n", signers.join(", ")));
     }
     state.inrelease = cx.signer.sign_cleartext(&release).await?;
     state.release_gpg = cx.signer.sign_detached(release.as_bytes()).await?;

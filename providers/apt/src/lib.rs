@@ -11,6 +11,7 @@
 //! API calls (JSON `POST`s, write access): `snapshots` (take one), `snapshots/remove` and
 //! `promote`.
 
+mod changes;
 mod deb;
 mod index;
 mod plain;
@@ -19,6 +20,7 @@ pub mod proxy;
 mod retire;
 mod serve;
 mod snapshot;
+mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod view;
@@ -30,8 +32,8 @@ use artifactd_plugin_api::serde_json::json;
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
     BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
-    ProxyFormat, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest,
-    async_trait,
+    ProxyFormat, RepoContext, Result, RetentionUnit, ServeRequest, ServeResponse, Staging,
+    UploadOutcome, UploadRequest, UploadedFile, async_trait,
 };
 
 pub use deb::{Control, control_text, parse_control, valid_package_name, valid_version};
@@ -98,6 +100,159 @@ fn check_filename(name: &str) -> Result<()> {
     }
 }
 
+/// The `dist` and `component` parameters of an upload, checked.
+fn dist_and_component(req: &UploadRequest) -> Result<(&str, &str)> {
+    let dist = req.param("dist").ok_or_else(|| {
+        Error::invalid("Missing the parameter \"dist\" (the distribution, e.g. dist=bookworm).")
+    })?;
+    let component = req.param("component").unwrap_or("main");
+    for (what, v) in [("dist", dist), ("component", component)] {
+        if !valid_segment(v) {
+            return Err(Error::invalid(format!(
+                "Invalid {what} {v:?}: use 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit."
+            )));
+        }
+    }
+    Ok((dist, component))
+}
+
+impl AptProvider {
+    /// A source package: its `.dsc` and the files it lists, one record each.
+    async fn upload_source(
+        &self,
+        cx: &RepoContext,
+        req: &UploadRequest,
+        dsc: &UploadedFile,
+        files: &[&UploadedFile],
+        dist: &str,
+        component: &str,
+    ) -> Result<UploadOutcome> {
+        let pooled = pooled(cx, dsc, files, component).await?;
+        let records = source::records(dsc, files, &pooled, dist, component)?;
+        let first = &records[0];
+        for (param, value) in [("name", &first.name), ("version", &first.version)] {
+            if let Some(given) = req.param(param)
+                && given != value
+            {
+                return Err(Error::invalid(format!(
+                    "The {param} parameter {given:?} does not match {value:?} in the .dsc."
+                )));
+            }
+        }
+        for r in &records {
+            shared_pool_path(cx, &r.path, &r.sha256, dist).await?;
+        }
+        Ok(UploadOutcome::many(records))
+    }
+}
+
+/// The files a `.dsc` lists that an upload leaves out because the pool already holds them with
+/// the listed content (an upstream tarball that an earlier revision brought).
+async fn pooled(
+    cx: &RepoContext,
+    dsc_file: &UploadedFile,
+    files: &[&UploadedFile],
+    component: &str,
+) -> Result<Vec<String>> {
+    let dsc = source::read(dsc_file)?;
+    let dir = source::pool_dir(component, &dsc.source);
+    let mut out = Vec::new();
+    for listed in &dsc.files {
+        if files.iter().any(|f| f.filename == listed.name) {
+            continue;
+        }
+        let path = format!("{dir}/{}", listed.name);
+        let held = cx.catalog.list(ListQuery::path(path)).await?;
+        if held
+            .iter()
+            .any(|r| r.sha256 == listed.sha256 && r.size == listed.size)
+        {
+            out.push(listed.name.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The record of one binary package for `component` of `dist`; its pool name comes from its
+/// control file, which must match the request's `name`, `version` and `arch` when given.
+async fn binary_record(
+    cx: &RepoContext,
+    file: &UploadedFile,
+    req: Option<&UploadRequest>,
+    dist: &str,
+    component: &str,
+) -> Result<NewRecord> {
+    let control = parse_control(&control_text(&file.path)?)?;
+    for (param, value) in [
+        ("name", &control.package),
+        ("version", &control.version),
+        ("arch", &control.architecture),
+    ] {
+        if let Some(given) = req.and_then(|r| r.param(param))
+            && given != value
+        {
+            return Err(Error::invalid(format!(
+                "The {param} parameter {given:?} does not match {value:?} in the package's control file."
+            )));
+        }
+    }
+    let version_no_epoch = control
+        .version
+        .split_once(':')
+        .map_or(control.version.as_str(), |(_, v)| v);
+    let filename = format!(
+        "{}_{}_{}.deb",
+        control.package, version_no_epoch, control.architecture
+    );
+    let path = format!(
+        "pool/{component}/{}/{}/{filename}",
+        pool_prefix(&control.source),
+        control.source
+    );
+    shared_pool_path(cx, &path, &file.sha256, dist).await?;
+    let meta = json!({
+        "component": component,
+        "arch": control.architecture,
+        "source": control.source,
+        "summary": control.summary,
+        "depends": control.depends,
+        "stanza": control.stanza,
+    });
+    Ok(NewRecord::for_upload(
+        file,
+        path,
+        &control.package,
+        &control.package,
+        &control.version,
+    )
+    .with_scope(dist)
+    .with_meta(meta))
+}
+
+/// The pool is shared by the dists of a repo: one path, one content.
+async fn shared_pool_path(cx: &RepoContext, path: &str, sha256: &str, dist: &str) -> Result<()> {
+    for other in cx.catalog.list(ListQuery::path(path)).await? {
+        if other.sha256 != sha256 && other.scope != dist {
+            return Err(Error::Conflict(format!(
+                "File already exists: {path} is in dist {:?} with different content.",
+                other.scope
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The content type of a pool file.
+fn pool_content_type(path: &str) -> &'static str {
+    if path.ends_with(".deb") {
+        "application/vnd.debian.binary-package"
+    } else if path.ends_with(".dsc") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 fn pool_prefix(source: &str) -> &str {
     if source.starts_with("lib") && source.len() > 3 {
         &source[..4]
@@ -128,79 +283,43 @@ impl Provider for AptProvider {
         Some(&proxy::AptProxy)
     }
 
+    /// Debian's `dput` (`method = http`) `PUT`s each file to `incoming/`, the `.changes` last.
+    fn staging(&self) -> Option<Staging> {
+        Some(Staging::new(changes::INCOMING, ".changes"))
+    }
+
+    /// Versions count per package, architecture and dist; a source package keeps the files
+    /// its `.dsc` lists (an upstream tarball shared by its revisions).
+    fn retention_unit(&self, record: &FileRecord) -> RetentionUnit {
+        RetentionUnit::new(index::arch(record), source::listed_paths(record))
+    }
+
+    fn compare_versions(&self, a: &str, b: &str) -> Option<std::cmp::Ordering> {
+        Some(deb::compare_versions(a, b))
+    }
+
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
-        if req.native_path.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(Error::not_found(
-                "Upload .deb files to /addpkg or the repo root.",
-            ));
+        match req.native_path.as_deref() {
+            Some(p) if p.starts_with(changes::INCOMING) => {
+                return self.upload_changes(cx, &req).await;
+            }
+            Some(p) if !p.is_empty() => {
+                return Err(Error::not_found(
+                    "Upload .deb files to /addpkg or the repo root, or with dput to incoming/.",
+                ));
+            }
+            _ => {}
+        }
+        let (dist, component) = dist_and_component(&req)?;
+        let files: Vec<&UploadedFile> = req.files().collect();
+        if let Some(dsc) = source::dsc_of(&files) {
+            return self
+                .upload_source(cx, &req, dsc, &files, dist, component)
+                .await;
         }
         check_filename(&req.file.filename)?;
-        let dist = req.param("dist").ok_or_else(|| {
-            Error::invalid("Missing the parameter \"dist\" (the distribution, e.g. dist=bookworm).")
-        })?;
-        let component = req.param("component").unwrap_or("main");
-        for (what, v) in [("dist", dist), ("component", component)] {
-            if !valid_segment(v) {
-                return Err(Error::invalid(format!(
-                    "Invalid {what} {v:?}: use 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit."
-                )));
-            }
-        }
-        let control = parse_control(&control_text(&req.file.path)?)?;
-        for (param, value) in [
-            ("name", &control.package),
-            ("version", &control.version),
-            ("arch", &control.architecture),
-        ] {
-            if let Some(given) = req.param(param)
-                && given != value
-            {
-                return Err(Error::invalid(format!(
-                    "The {param} parameter {given:?} does not match {value:?} in the package's control file."
-                )));
-            }
-        }
-        let version_no_epoch = control
-            .version
-            .split_once(':')
-            .map_or(control.version.as_str(), |(_, v)| v);
-        let filename = format!(
-            "{}_{}_{}.deb",
-            control.package, version_no_epoch, control.architecture
-        );
-        let path = format!(
-            "pool/{component}/{}/{}/{filename}",
-            pool_prefix(&control.source),
-            control.source
-        );
-        // The pool is shared by the dists of a repo: one path, one content.
-        for other in cx.catalog.list(ListQuery::path(&path)).await? {
-            if other.sha256 != req.file.sha256 && other.scope != dist {
-                return Err(Error::Conflict(format!(
-                    "File already exists: {path} is in dist {:?} with different content.",
-                    other.scope
-                )));
-            }
-        }
-        let meta = json!({
-            "component": component,
-            "arch": control.architecture,
-            "source": control.source,
-            "summary": control.summary,
-            "depends": control.depends,
-            "stanza": control.stanza,
-        });
-        Ok(UploadOutcome::one(
-            NewRecord::for_upload(
-                &req.file,
-                path,
-                &control.package,
-                &control.package,
-                &control.version,
-            )
-            .with_scope(dist)
-            .with_meta(meta),
-        ))
+        let record = binary_record(cx, &req.file, Some(&req), dist, component).await?;
+        Ok(UploadOutcome::one(record))
     }
 
     async fn index(&self, cx: &RepoContext, scope: IndexScope) -> Result<()> {
@@ -278,7 +397,7 @@ impl Provider for AptProvider {
         if path.starts_with("pool/") {
             return match cx.catalog.get(path).await? {
                 Some(r) => Ok(ServeResponse::blob(
-                    "application/vnd.debian.binary-package",
+                    pool_content_type(path),
                     BlobRef::Content { sha256: r.sha256 },
                 )),
                 None => Err(Error::not_found(format!(

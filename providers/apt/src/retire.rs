@@ -36,7 +36,7 @@ const MAX_PLAIN_BYTES: u64 = 1 << 30;
 /// The by-hash name of a plain `Packages` (`rel` is `main/binary-amd64/Packages`): an alias
 /// that holds the name of its `Packages.gz`.
 pub fn alias_path(dist: &str, rel: &str, sha256: &str) -> BlobPath {
-    let dir = rel.trim_end_matches("Packages");
+    let dir = crate::index::index_dir(rel);
     BlobPath::from(format!("dists/{dist}/{dir}by-hash/plain/{sha256}"))
 }
 

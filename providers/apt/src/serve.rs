@@ -65,10 +65,7 @@ impl AptProvider {
             }
             // Compressed indexes are stored under their hash; the plain `Packages` (which apt
             // fetches only when the `.gz` fails, or when told to) is inflated from its `.gz`.
-            let rel = format!(
-                "{}Packages",
-                rest.split("by-hash/").next().unwrap_or_default()
-            );
+            let rel = index::plain_index(rest.split("by-hash/").next().unwrap_or_default());
             let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
             let mut listed_gz = false;
             if let Ok(state) = self.state(cx, dist).await {
@@ -175,7 +172,7 @@ impl AptProvider {
                 let snap = self.snapshots.get(cx, found, dist).await?;
                 if let Ok(i) = snap.records.binary_search_by(|r| r.path.as_str().cmp(rest)) {
                     return Ok(ServeResponse::blob(
-                        "application/vnd.debian.binary-package",
+                        crate::pool_content_type(rest),
                         BlobRef::Content {
                             sha256: snap.records[i].sha256.clone(),
                         },

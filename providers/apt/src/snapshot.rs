@@ -22,6 +22,7 @@ use artifactd_plugin_api::serde_json;
 use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, time};
 
 use crate::index::{self, Node, State, read_blob};
+use crate::source;
 
 /// A frozen dist.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,13 +72,17 @@ pub fn is_time_name(name: &str) -> bool {
         && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
-/// The `path → sha256` of every package file the dist's `Packages` files list.
+/// The `path → sha256` of every package file the dist's `Packages` and `Sources` list.
 async fn listed_files(
     cx: &RepoContext,
     state: &State,
     node: &Node,
 ) -> Result<BTreeMap<String, String>> {
     let mut listed = BTreeMap::new();
+    for rel in state.files.keys().filter(|r| r.ends_with("/Sources")) {
+        let text = node.plain.plain(cx, state, rel).await?;
+        listed.extend(source::listed_in(&String::from_utf8_lossy(&text)));
+    }
     for rel in state.files.keys().filter(|r| r.ends_with("/Packages")) {
         let text = node.plain.plain(cx, state, rel).await?;
         let text = String::from_utf8_lossy(&text);

@@ -52,6 +52,13 @@ pub(crate) async fn repo_view(cx: &RepoContext) -> Result<RepoView> {
             ),
         ));
         setup.push(Snippet::new(
+            format!("Source packages ({dist}, for apt-get source)"),
+            format!(
+                "deb-src [signed-by={keyring}] {base} {dist} {}",
+                comps.join(" ")
+            ),
+        ));
+        setup.push(Snippet::new(
             format!("Install script ({dist})"),
             format!("curl -fsSL{auth} {base}dists/{dist}/install | sudo sh"),
         ));
@@ -61,7 +68,9 @@ pub(crate) async fn repo_view(cx: &RepoContext) -> Result<RepoView> {
 
 pub(crate) fn file_view(record: &FileRecord) -> FileView {
     let mut view = FileView::from_meta(record);
-    let stanza = meta_str(record, "stanza").unwrap_or_default();
+    let stanza = meta_str(record, "stanza")
+        .or_else(|| meta_str(record, "sources_stanza"))
+        .unwrap_or_default();
     if let Some(text) = long_description(stanza) {
         view.description = Some(Description {
             text,
@@ -69,11 +78,25 @@ pub(crate) fn file_view(record: &FileRecord) -> FileView {
         });
     }
     let field = |name: &str| deb::field(stanza, name);
+    // A source package names the binary packages built from it.
+    let binaries = record
+        .meta
+        .get("binaries")
+        .and_then(Value::as_array)
+        .map(|b| {
+            b.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
     view = view
         .fact("Dist", Some(&record.scope))
         .fact("Architecture", meta_str(record, "arch"))
         .fact("Component", meta_str(record, "component"))
         .fact("Source", meta_str(record, "source"))
+        .fact("Binary packages", binaries.as_deref())
+        .fact("Format", field("Format").as_deref())
+        .fact("Build-Depends", field("Build-Depends").as_deref())
         .fact("Depends", meta_str(record, "depends"))
         .fact("Recommends", field("Recommends").as_deref())
         .fact("Section", field("Section").as_deref())
@@ -211,7 +234,7 @@ pub(crate) fn install_script(cx: &RepoContext, dist: &str, state: &index::State)
     let comps: Vec<&str> = state.components.iter().map(String::as_str).collect();
     let repo = &cx.repo;
     format!(
-        "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\n{sources}EOF\napt-get update\n",
+        "#!/bin/sh\n# Adds the artifactd APT repository {repo} ({dist}) to this machine; run as root.\n# Run it again during a key rotation: it fetches every key the repo signs with.\nset -eu\nkeyring=/etc/apt/keyrings/artifactd-{repo}.gpg\ninstall -d -m 0755 /etc/apt/keyrings\nif command -v curl >/dev/null 2>&1; then\n  curl -fsSL '{base}/pubkey.gpg' -o \"$keyring\"\nelse\n  wget -qO \"$keyring\" '{base}/pubkey.gpg'\nfi\nchmod 0644 \"$keyring\"\ncat > /etc/apt/sources.list.d/artifactd-{repo}-{dist}.sources <<EOF\n{sources}EOF\napt-get update\n",
         sources = sources_file(cx, dist, &comps, "$keyring")
     )
 }

@@ -145,6 +145,11 @@ impl Provider for PypiProvider {
         normalize(name)
     }
 
+    /// PEP 440 order; a version that does not parse sorts by upload.
+    fn compare_versions(&self, a: &str, b: &str) -> Option<std::cmp::Ordering> {
+        Some(version::Version::parse(a)?.cmp(&version::Version::parse(b)?))
+    }
+
     async fn repo_view(&self, cx: &RepoContext) -> Result<RepoView> {
         Ok(RepoView::new("", view::setup_snippets(cx)).with_yank())
     }

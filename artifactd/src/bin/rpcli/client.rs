@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{Cursor, IsTerminal as _, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -65,20 +65,34 @@ impl Client {
     }
 
     /// Streams one file as the multipart field `f` of `/addpkg`.
-    pub(crate) fn upload(&self, query: &str, file: &Path) -> Result<Value> {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{}: not a file name", file.display()))?;
-        let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let size = f.metadata()?.len();
+    /// Uploads `files` in one multipart form, streamed from disk; the first names the upload.
+    pub(crate) fn upload(&self, query: &str, files: &[PathBuf]) -> Result<Value> {
         let boundary = "rpcli-boundary-4f1c2d9e8a7b";
-        let head = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-            name.replace('"', "")
-        );
-        let tail = format!("\r\n--{boundary}--\r\n");
-        let length = head.len() as u64 + size + tail.len() as u64;
+        let mut parts: Vec<Box<dyn Read + Send>> = Vec::new();
+        let (mut length, mut size) = (0u64, 0u64);
+        let mut names = Vec::new();
+        for file in files {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: not a file name", file.display()))?;
+            let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let head = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                name.replace('"', "")
+            );
+            length += head.len() as u64 + len + 2;
+            size += len;
+            parts.push(Box::new(Cursor::new(head.into_bytes())));
+            parts.push(Box::new(f));
+            parts.push(Box::new(Cursor::new(b"\r\n".to_vec())));
+            names.push(name.to_owned());
+        }
+        let name = names.first().context("no file to upload")?.clone();
+        let tail = format!("--{boundary}--\r\n");
+        length += tail.len() as u64;
+        parts.push(Box::new(Cursor::new(tail.into_bytes())));
         // A progress bar (bytes, rate, ETA) on a terminal; scripts get the result line only.
         let bar = if std::io::stdout().is_terminal() {
             let style = indicatif::ProgressStyle::with_template(
@@ -91,13 +105,11 @@ impl Client {
                 indicatif::ProgressDrawTarget::stdout(),
             )
             .with_style(style)
-            .with_message(name.to_owned())
+            .with_message(name.clone())
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let body = Cursor::new(head.into_bytes())
-            .chain(bar.wrap_read(f))
-            .chain(Cursor::new(tail.into_bytes()));
+        let body = bar.wrap_read(Chained(parts.into_iter().collect()));
         let mut req = self
             .agent
             .post(format!("{}/addpkg?{query}", self.base))
@@ -118,6 +130,58 @@ impl Client {
         bar.finish_and_clear();
         result
     }
+}
+
+/// Readers read one after the other.
+struct Chained(std::collections::VecDeque<Box<dyn Read + Send>>);
+
+impl Read for Chained {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(r) = self.0.front_mut() {
+            let n = r.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.0.pop_front();
+        }
+        Ok(0)
+    }
+}
+
+/// The files a Debian source package's `.dsc` lists, next to it: what `rpcli upload` sends
+/// along with it.
+pub(crate) fn dsc_companions(dsc: &Path) -> Result<Vec<PathBuf>> {
+    let text =
+        std::fs::read_to_string(dsc).with_context(|| format!("cannot read {}", dsc.display()))?;
+    let dir = dsc.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    let mut in_files = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if !line.starts_with(' ') {
+            in_files = line.trim_end() == "Checksums-Sha256:";
+            continue;
+        }
+        if in_files && let Some(name) = line.split_whitespace().nth(2) {
+            if name.contains('/') {
+                bail!(
+                    "{}: lists {name:?}, which is not a file name",
+                    dsc.display()
+                );
+            }
+            let path = dir.join(name);
+            if !path.is_file() {
+                bail!("{} lists {name}, which is not next to it", dsc.display());
+            }
+            out.push(path);
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no Checksums-Sha256 list of files", dsc.display());
+    }
+    Ok(out)
 }
 
 pub(crate) fn enc(s: &str) -> String {

@@ -5,6 +5,7 @@
 
 mod apt;
 mod client;
+mod key;
 mod repo;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use apt::AptCmd;
 use client::{Client, enc};
+use key::KeyCmd;
 use repo::RepoCmd;
 
 #[derive(Debug, Parser)]
@@ -42,7 +44,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Upload one or more package files.
+    /// Upload one or more package files (a Debian source package: its .dsc, which sends the
+    /// files it lists along).
     Upload {
         /// Provider: pypi, apt, …
         #[arg(short = 'y', long = "provider")]
@@ -126,6 +129,11 @@ enum Cmd {
         #[command(subcommand)]
         action: AptCmd,
     },
+    /// A repo's signing keys: list, add (rotation), retire.
+    Key {
+        #[command(subcommand)]
+        action: KeyCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,7 +196,12 @@ fn run(cli: &Cli) -> Result<()> {
                 query.push_str(&format!("&{}={}", enc(k), enc(v)));
             }
             for f in files {
-                let r = c.upload(&query, f)?;
+                // A Debian source package goes as its .dsc and the files it lists, together.
+                let mut form = vec![f.clone()];
+                if f.extension().is_some_and(|e| e == "dsc") {
+                    form.extend(client::dsc_companions(f)?);
+                }
+                let r = c.upload(&query, &form)?;
                 let verb = if r["created"].as_bool() == Some(true) {
                     "stored"
                 } else {
@@ -367,6 +380,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Cmd::Repo { action } => repo::run(&c, action, &out)?,
         Cmd::Apt { action } => apt::run(&c, action, &out)?,
+        Cmd::Key { action } => key::run(&c, action, &out)?,
     }
     Ok(())
 }

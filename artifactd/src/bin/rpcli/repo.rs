@@ -63,8 +63,9 @@ pub enum RepoCmd {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Change settings: KEY=VALUE (overwrite, private, delete_empty, min_age, min_age_exempt,
-    /// block, allow_upstream, upload_to; lists comma-separated; an empty value clears).
+    /// Change settings: KEY=VALUE (overwrite, private, delete_empty, auto_snapshot, keep_last,
+    /// keep_min_age, pins, min_age, min_age_exempt, block, allow_upstream, upload_to; lists
+    /// comma-separated, e.g. pins=tool=1.0-1,lib=2.0; an empty value clears).
     Set {
         /// PROVIDER/NAME.
         target: String,
@@ -105,7 +106,7 @@ fn armored_keyring(file: &Path) -> Result<String> {
 }
 
 /// `PROVIDER/NAME` split.
-fn split_target(target: &str) -> Result<(&str, &str)> {
+pub(crate) fn split_target(target: &str) -> Result<(&str, &str)> {
     target
         .split_once('/')
         .with_context(|| format!("{target:?}: name the repo as PROVIDER/NAME"))
@@ -187,7 +188,7 @@ pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result
                     .split_once('=')
                     .with_context(|| format!("{pair:?}: give settings as KEY=VALUE"))?;
                 let value = match k {
-                    "min_age_exempt" | "block" | "allow_upstream" => json!(
+                    "min_age_exempt" | "block" | "allow_upstream" | "pins" => json!(
                         v.split(',')
                             .map(str::trim)
                             .filter(|s| !s.is_empty())
@@ -196,6 +197,10 @@ pub fn run(c: &Client, action: &RepoCmd, out: &dyn Fn(&Value, String)) -> Result
                     "private" | "delete_empty" | "auto_snapshot" => json!(
                         v.parse::<bool>()
                             .with_context(|| format!("{k} takes true or false"))?
+                    ),
+                    "keep_last" if !v.is_empty() => json!(
+                        v.parse::<u32>()
+                            .with_context(|| format!("{k} takes a number of versions"))?
                     ),
                     _ if v.is_empty() => Value::Null,
                     _ => json!(v),
