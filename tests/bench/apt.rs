@@ -299,4 +299,101 @@ pub(crate) fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch
         "ms",
         rounds,
     );
+    lifecycle(rep, &s, n, data, &aptly);
+}
+
+/// Snapshot of the dist of N and promotion of a tenth of its packages (1,000 of 10,000) to
+/// another dist: catalog changes and one publish each, no package bytes stored again. aptly's
+/// snapshot of its repo is the peer.
+fn lifecycle(
+    rep: &mut Report,
+    s: &Server,
+    n: usize,
+    data: &Data,
+    aptly: &dyn Fn(&[&str]) -> String,
+) {
+    let content = |s: &Server| -> u64 {
+        s.stored_files()
+            .iter()
+            .filter(|(p, _)| p.starts_with("content"))
+            .map(|(_, size)| size)
+            .sum()
+    };
+    let before = content(s);
+    let call = |path: &str, body: serde_json::Value| {
+        let r = s.json_as(
+            "POST",
+            Some(&s.token),
+            &format!("/repo/apt/seq/{path}"),
+            &body,
+        );
+        assert!(r.status < 300, "{path}: {}", r.text());
+    };
+    let snap = timed(|| {
+        call(
+            "snapshots",
+            serde_json::json!({"dist": "stable", "name": "bench"}),
+        )
+    });
+    let picks: Vec<String> = data
+        .debs
+        .iter()
+        .take((n / 10).max(1))
+        .filter_map(|f| f.split('_').next().map(str::to_owned))
+        .collect();
+    let promote = timed(|| {
+        call(
+            "promote",
+            serde_json::json!({"from": "stable", "to": "prod", "packages": picks}),
+        );
+    });
+    assert_eq!(
+        s.get("/repo/apt/seq/snapshots/bench/dists/stable/InRelease")
+            .status,
+        200
+    );
+    let promoted = s
+        .get("/repo/apt/seq/dists/prod/main/binary-amd64/Packages")
+        .text();
+    assert_eq!(promoted.matches("Package: ").count(), picks.len());
+    let stored_again = content(s) - before;
+    rep.add(
+        "lifecycle",
+        "snapshot a dist",
+        n,
+        "artifactd",
+        snap * 1000.0,
+        "ms",
+        format!("{stored_again} package bytes stored again"),
+    );
+    rep.add(
+        "lifecycle",
+        &format!("promote {} packages", picks.len()),
+        n,
+        "artifactd",
+        promote * 1000.0,
+        "ms",
+        "to a new dist, published".into(),
+    );
+    rep.add(
+        "lifecycle",
+        "no package bytes stored twice",
+        n,
+        "artifactd",
+        stored_again as f64,
+        "B",
+        String::new(),
+    );
+    let theirs = timed(|| {
+        aptly(&["snapshot", "create", "bench-snap", "from", "repo", "bench"]);
+    });
+    rep.add(
+        "lifecycle",
+        "snapshot a dist",
+        n,
+        "aptly",
+        theirs * 1000.0,
+        "ms",
+        "aptly snapshot create (unpublished)".into(),
+    );
 }

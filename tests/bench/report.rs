@@ -107,6 +107,25 @@ pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
                 );
             }
         }
+        for what in [
+            "snapshot a dist".to_owned(),
+            format!("promote {} packages", (n / 10).max(1)),
+        ] {
+            if let Some(v) = rep.get("lifecycle", &what, n, "artifactd") {
+                rep.check(
+                    format!("{what} N={n}: <= 100 ms"),
+                    v <= 100.0,
+                    format!("{v:.0} ms"),
+                );
+            }
+        }
+        if let Some(v) = rep.get("lifecycle", "no package bytes stored twice", n, "artifactd") {
+            rep.check(
+                format!("snapshot and promotion N={n}: no package bytes stored twice"),
+                v == 0.0,
+                format!("{v:.0} bytes"),
+            );
+        }
         let ours = rep
             .get("publish", "add 1 package and republish", n, "artifactd")
             .unwrap_or(f64::NAN);

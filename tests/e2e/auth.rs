@@ -326,7 +326,7 @@ fn delete_overwrite_settings_and_audit() {
     );
     assert_eq!(
         r.json(),
-        serde_json::json!({"overwrite": "allow", "private": false, "delete_empty": true, "auto_snapshot": false, "project_status": {}})
+        serde_json::json!({"overwrite": "allow", "private": false, "delete_empty": true, "auto_snapshot": false, "project_status": {}, "keep_last": null, "keep_min_age": null, "pins": [], "uploaders": null})
     );
     let r = s.addpkg("provider=pypi&reponame=d", &changed.0, &changed.1);
     assert_eq!(r.status, 201, "{}", r.text());

@@ -4,6 +4,8 @@
 mod core;
 // PyPI with real pip, uv and twine.
 mod pypi;
+// PyPI snapshots: frozen indexes for release pipelines.
+mod pypi_snapshot;
 // APT with real apt-get, gpgv and dpkg-deb.
 mod apt;
 // apt-get updating while uploads publish.

@@ -6,7 +6,9 @@
 //! - `files/<filename>`: a distribution file; `files/<filename>.metadata`: its core metadata
 //!   (PEP 658), for wheels;
 //! - `POST` `` or `legacy/`: the upload protocol of twine and uv (handled by the upload hook);
-//! - `POST -/yank`: yank or un-yank files (JSON).
+//! - `POST -/yank`: yank or un-yank files (JSON);
+//! - `snapshots/<name>/`: a frozen copy of the index (`POST snapshots`, `POST
+//!   snapshots/remove`, `GET snapshots/`).
 
 mod archive;
 mod cache;
@@ -16,6 +18,7 @@ mod names;
 mod negotiate;
 mod proxy;
 mod simple;
+mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod version;
@@ -57,6 +60,7 @@ pub fn factory() -> ProviderFactory {
 #[derive(Debug, Default)]
 pub struct PypiProvider {
     cache: PageCache,
+    snapshots: snapshot::SnapshotCache,
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -72,6 +76,7 @@ impl PypiProvider {
         &self,
         cx: &RepoContext,
         req: &ServeRequest,
+        source: &Source,
         page: Option<&str>,
         files_prefix: &str,
     ) -> Result<ServeResponse> {
@@ -79,20 +84,27 @@ impl PypiProvider {
         let Some(format) = negotiate(accept) else {
             return Ok(crate::negotiate::not_acceptable());
         };
-        let generation = cx.catalog.generation().await?;
+        let (generation, mount) = match source {
+            Source::Live => (cx.catalog.generation().await?, String::new()),
+            // A snapshot never changes: its time tells its pages apart from a namesake's.
+            Source::Frozen(f) => (
+                u64::try_from(f.created_at).unwrap_or_default(),
+                format!("snapshots/{}/", f.name),
+            ),
+        };
         // The relative file links depend on where the page is served.
         let key = (
             cx.repo.clone(),
-            format!("{files_prefix}{}", page.unwrap_or("")),
+            format!("{mount}{files_prefix}{}", page.unwrap_or("")),
             format.tag(),
         );
         let body = match self.cache.get(&key, generation) {
             Some(b) => b,
             None => {
                 let body = match page {
-                    None => simple::root(format, &cx.catalog.keys().await?),
+                    None => simple::root(format, &source.keys(cx).await?),
                     Some(project) => {
-                        let mut files = cx.catalog.list(ListQuery::key(project)).await?;
+                        let mut files = source.project(cx, project).await?;
                         if files.is_empty() {
                             return Err(Error::not_found(format!(
                                 "There is no project {project:?} in this repo."
@@ -212,25 +224,99 @@ impl Provider for PypiProvider {
         if !req.is_read() {
             return match (req.method.clone(), path.as_str()) {
                 (Method::POST, "-/yank") => yank::yank(cx, &req).await,
-                _ => Err(Error::not_found("There is no such API call.")),
+                (Method::POST, "snapshots") => snapshot::create(cx, &req.body).await,
+                (Method::POST, "snapshots/remove") => {
+                    snapshot::remove(cx, &req.body, &self.snapshots).await
+                }
+                _ => Err(Error::not_found(
+                    "There is no such API call: this repo takes POST -/yank, POST snapshots and POST snapshots/remove.",
+                )),
             };
         }
+        if path == "snapshots" || path == "snapshots/" {
+            return snapshot::list(cx).await;
+        }
+        if let Some(rest) = path.strip_prefix("snapshots/") {
+            let (name, sub) = match rest.split_once('/') {
+                Some(split) => split,
+                None => {
+                    return ServeResponse::redirect(
+                        &format!("{}snapshots/{rest}/", cx.base_url),
+                        true,
+                    );
+                }
+            };
+            let Some(frozen) = self.snapshots.load(cx, name).await? else {
+                return Err(Error::not_found(format!(
+                    "There is no snapshot {:?} of this repo.",
+                    name.chars().take(80).collect::<String>()
+                )));
+            };
+            let mount = format!("snapshots/{name}/");
+            return self
+                .route(cx, &req, sub, &mount, &Source::Frozen(frozen))
+                .await;
+        }
+        self.route(cx, &req, &path, "", &Source::Live).await
+    }
+}
+
+/// Where the records of a page come from.
+enum Source {
+    /// The catalog.
+    Live,
+    /// A snapshot.
+    Frozen(Arc<snapshot::Frozen>),
+}
+
+impl Source {
+    async fn get(&self, cx: &RepoContext, path: &str) -> Result<Option<FileRecord>> {
+        match self {
+            Self::Live => cx.catalog.get(path).await,
+            Self::Frozen(f) => Ok(f.get(path)),
+        }
+    }
+
+    async fn keys(&self, cx: &RepoContext) -> Result<Vec<(String, String)>> {
+        match self {
+            Self::Live => cx.catalog.keys().await,
+            Self::Frozen(f) => Ok(f.keys()),
+        }
+    }
+
+    async fn project(&self, cx: &RepoContext, key: &str) -> Result<Vec<FileRecord>> {
+        match self {
+            Self::Live => cx.catalog.list(ListQuery::key(key)).await,
+            Self::Frozen(f) => Ok(f.project(key)),
+        }
+    }
+}
+
+impl PypiProvider {
+    /// A read below `mount` (`""` for the repo, `snapshots/NAME/` for a snapshot).
+    async fn route(
+        &self,
+        cx: &RepoContext,
+        req: &ServeRequest,
+        path: &str,
+        mount: &str,
+        source: &Source,
+    ) -> Result<ServeResponse> {
         let (prefix, rest) = match path.strip_prefix("simple/") {
             Some(rest) => ("simple/", rest),
             None if path == "simple" => ("", "simple"),
-            None => ("", path.as_str()),
+            None => ("", path),
         };
         if prefix.is_empty() && rest == "simple" {
-            return ServeResponse::redirect(&format!("{}simple/", cx.base_url), true);
+            return ServeResponse::redirect(&format!("{}{mount}simple/", cx.base_url), true);
         }
         if let Some(file) = rest.strip_prefix("files/").filter(|_| prefix.is_empty()) {
             if file.contains('/') {
                 return Err(Error::not_found("There is no such file."));
             }
             let dist = file.strip_suffix(".metadata");
-            let record = cx
-                .catalog
-                .get(&format!("files/{}", dist.unwrap_or(file)))
+            let record = source
+                .get(cx, &format!("files/{}", dist.unwrap_or(file)))
                 .await?;
             if let Some(r) = &record
                 && let Some(s) = cx.settings.status_of(&r.key)
@@ -269,7 +355,7 @@ impl Provider for PypiProvider {
             };
         }
         if rest.is_empty() {
-            return self.page(cx, &req, None, "").await;
+            return self.page(cx, req, source, None, "").await;
         }
         let (project, slash) = match rest.strip_suffix('/') {
             Some(p) => (p, true),
@@ -280,14 +366,17 @@ impl Provider for PypiProvider {
         }
         let norm = normalize(project);
         if norm != project || !slash {
-            return ServeResponse::redirect(&format!("{}{prefix}{norm}/", cx.base_url), true);
+            return ServeResponse::redirect(
+                &format!("{}{mount}{prefix}{norm}/", cx.base_url),
+                true,
+            );
         }
         let files_prefix = if prefix.is_empty() {
             "../files/"
         } else {
             "../../files/"
         };
-        self.page(cx, &req, Some(&norm), files_prefix).await
+        self.page(cx, req, source, Some(&norm), files_prefix).await
     }
 }
 
