@@ -1,5 +1,5 @@
-//! `artifactd gc`: removes content blobs no file record refers to and stale temporary upload
-//! files. A blob is stored before its record (so a crash between the two leaves an orphan, never
+//! `artifactd gc`: removes content blobs no file record refers to, the files providers derived
+//! from them, and stale temporary upload files. A blob is stored before its record (so a crash between the two leaves an orphan, never
 //! a record without its blob); the grace period keeps uploads in flight safe.
 
 use std::collections::HashSet;
@@ -58,7 +58,8 @@ pub async fn collect(
         report.push_str("dry run: nothing removed");
         return Ok(report);
     }
-    report.push_str(&run(&config, grace_secs).await?);
+    let folders = state.per_file_derived();
+    report.push_str(&run(&config, grace_secs, &folders).await?);
     Ok(report)
 }
 
@@ -69,6 +70,7 @@ pub async fn collect(
 pub async fn run(
     config: &Config,
     grace_secs: u64,
+    per_file: &[(&str, &str)],
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let db = Db::open(&config.database_url).await?;
     let blobs = BlobStore::open(&config.blobs).await?;
@@ -92,6 +94,10 @@ pub async fn run(
         .rows_affected;
     referenced.extend(shas(&db, incoming_file::Entity, incoming_file::Column::Sha256).await?);
     let (blobs_removed, bytes) = blobs.remove_orphans(cutoff, &referenced).await?;
+    // What providers derived from a file (metadata, file lists) goes with it.
+    let derived = blobs
+        .remove_orphan_derived(cutoff, &referenced, per_file)
+        .await?;
     let mut temps = 0u64;
     let tmp = config.data_dir.join("tmp");
     if let Ok(entries) = std::fs::read_dir(&tmp) {
@@ -111,9 +117,10 @@ pub async fn run(
         bytes,
         temps,
         staged,
+        derived,
         "Garbage collected."
     );
     Ok(format!(
-        "removed {blobs_removed} unreferenced blob(s) ({bytes} bytes), {temps} stale temporary file(s) and {staged} staged upload file(s) never completed"
+        "removed {blobs_removed} unreferenced blob(s) ({bytes} bytes), {derived} file(s) derived from them, {temps} stale temporary file(s) and {staged} staged upload file(s) never completed"
     ))
 }

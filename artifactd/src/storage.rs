@@ -271,6 +271,46 @@ impl BlobStore {
         Ok((n, bytes))
     }
 
+    /// Removes the derived files that belong to a content blob no longer referenced
+    /// (`derived/<provider>/<repo>/<folder>/<sha256>` for a provider's per-file folders) and
+    /// older than `cutoff`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_orphan_derived(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        referenced: &std::collections::HashSet<String>,
+        folders: &[(&str, &str)],
+    ) -> Result<u64> {
+        use futures_util::StreamExt as _;
+        let mut n = 0u64;
+        for (provider, folder) in folders {
+            let prefix = BlobPath::from(format!("derived/{provider}"));
+            let mut listing = self.store.list(Some(&prefix));
+            let mut gone = Vec::new();
+            while let Some(meta) = listing.next().await {
+                let meta = meta?;
+                let path = meta.location.to_string();
+                let parts: Vec<&str> = path.split('/').collect();
+                if let [_, _, _repo, f, sha] = parts.as_slice()
+                    && f == folder
+                    && meta.last_modified < cutoff
+                    && !referenced.contains(*sha)
+                {
+                    gone.push(meta.location.clone());
+                }
+            }
+            for p in gone {
+                match self.store.delete(&p).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => n += 1,
+                    Err(e) => return Err(Error::Storage(e)),
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes every derived file of a provider's repo (when the repo is deleted).
     ///
     /// # Errors

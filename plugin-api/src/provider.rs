@@ -141,6 +141,14 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Folders of the provider's derived files (below its repo root) that each belong to one
+    /// stored file and are named by its SHA-256, e.g. `metadata` for `metadata/<sha256>`:
+    /// `artifactd gc` removes such a file once no record, hold or staged upload refers to that
+    /// digest any more. Empty (the default) when there are none.
+    fn per_file_derived(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// For a format whose clients upload a set of files one request each and then a file that
     /// lists them (Debian's `dput`: each file, then the `.changes`), where they go. `None` (the
     /// default) when the format has no such protocol. See [`Staging`].

@@ -435,7 +435,7 @@ fn gc_removes_unreferenced_blobs_and_stale_temp_files() {
             .env_remove("S3_URL"),
     );
     assert!(
-        out.contains("removed 1 unreferenced blob(s) (15 bytes), 1 stale temporary file(s)"),
+        out.contains("removed 1 unreferenced blob(s) (15 bytes), 0 file(s) derived from them, 1 stale temporary file(s)"),
         "{out}"
     );
     assert!(!orphan.exists() && !stale_tmp.exists());

@@ -160,7 +160,10 @@ fn snapshots_promotion_and_roll_back_with_apt() {
         "promotion stored package files"
     );
     assert_eq!(
-        blobs_after.keys().filter(|p| p.contains(&one)).count(),
+        content(&blobs_after)
+            .iter()
+            .filter(|p| p.contains(&one))
+            .count(),
         1,
         "one blob for life-tool 1.0-1"
     );

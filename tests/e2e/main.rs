@@ -20,6 +20,8 @@ mod retention;
 mod keys;
 // Uploads with Debian's dput: .changes, staging, uploader keyrings.
 mod dput;
+// Contents-<arch> and apt-file.
+mod contents;
 // Proxy repos of another artifactd and of a scripted upstream.
 mod proxy;
 // APT proxy repos: apt-get through a proxy that verifies its upstream's signatures.

@@ -142,6 +142,14 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
             .count()
     };
     assert_eq!(content(&s), 1, "held until the snapshot goes");
-    gc(&s);
+    let out = gc(&s);
     assert_eq!(content(&s), 0, "collected once nothing refers to it");
+    // Its core metadata goes with it.
+    assert!(out.contains("1 file(s) derived from them"), "{out}");
+    let left: Vec<String> = s
+        .stored_files()
+        .into_keys()
+        .filter(|p| p.contains(&sha))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -134,6 +134,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("dpkg-genbuildinfo", "dpkg-dev"),
     ("dpkg-genchanges", "dpkg-dev"),
     ("dput", "dput"),
+    ("apt-file", "apt-file"),
     ("mysql", "mariadb-client"),
     ("mysqladmin", "mariadb-client"),
     ("psql", "postgresql-client"),

@@ -69,6 +69,15 @@ impl AppState {
         Ok(doomed)
     }
 
+    /// Each provider's per-file derived folders, as `(provider, folder)`, for `gc`.
+    pub fn per_file_derived(&self) -> Vec<(&'static str, &'static str)> {
+        self.inner
+            .registry
+            .providers()
+            .flat_map(|p| p.per_file_derived().iter().map(move |f| (p.kind(), *f)))
+            .collect()
+    }
+
     /// Applies retention to every hosted repo (`artifactd gc`); returns, per repo, what goes.
     ///
     /// # Errors

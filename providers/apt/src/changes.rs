@@ -10,7 +10,7 @@ use artifactd_plugin_api::{
 };
 
 use crate::source::{self, checksum_lines, digests};
-use crate::{AptProvider, binary_record, check_filename, pooled, valid_segment};
+use crate::{AptProvider, binary_record, check_filename, pooled, valid_segment, with_contents};
 
 /// The staging folder below the repo mount (dput's `incoming`).
 pub const INCOMING: &str = "incoming/";
@@ -230,12 +230,15 @@ impl AptProvider {
             checked.push((listed, uploaded(req, listed)?));
         }
         let mut records: Vec<NewRecord> = Vec::new();
+        let mut contents = Vec::new();
         for (listed, f) in &checked {
             let component = component_of(&listed.section);
             let name = listed.name.as_str();
             if name.ends_with(".deb") {
                 check_filename(name)?;
-                records.push(binary_record(cx, f, None, dist, component).await?);
+                let (record, lines) = binary_record(cx, f, None, dist, component).await?;
+                records.push(record);
+                contents.push(lines);
             } else if name.ends_with(".dsc") {
                 let dsc = source::read(f)?;
                 // The source package: its .dsc and the files of the upload it lists.
@@ -267,7 +270,9 @@ impl AptProvider {
                 l.name
             )));
         }
-        Ok(UploadOutcome::many(records))
+        Ok(contents
+            .into_iter()
+            .fold(UploadOutcome::many(records), with_contents))
     }
 }
 

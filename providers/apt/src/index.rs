@@ -1,4 +1,5 @@
-//! Publishing a dist: `Packages` (plain and `.gz`) per component and architecture, written
+//! Publishing a dist: `Packages` and `Contents` (plain and `.gz`) per component and
+//! architecture and `Sources` per component, written
 //! under `by-hash/SHA256/` names before the signed `Release` that lists them; the dist's state
 //! (Release, InRelease, Release.gpg and the name → by-hash map) is switched in one write, last.
 //!
@@ -26,7 +27,7 @@ use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, ti
 use sha2::Digest as _;
 
 use crate::plain::{Parts, PlainCache};
-use crate::{retire, source};
+use crate::{contents, retire, source};
 
 /// Architectures announced by a dist that only has `Architecture: all` packages.
 const DEFAULT_ARCHES: &[&str] = &["amd64", "arm64", "i386"];
@@ -160,16 +161,16 @@ fn chunks_for(n: u64) -> u64 {
 }
 
 /// The chunk of a package (FNV-1a of its catalog key: stable across builds and nodes).
-fn chunk_of(key: &str, chunks: u64) -> usize {
+pub(crate) fn chunk_of(key: &str, chunks: u64) -> usize {
     let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     usize::try_from(h % chunks.max(1)).unwrap_or(0)
 }
 
-/// Whether `r` is listed in `comp/binary-a/Packages`, or for `a` = `source` in
-/// `comp/source/Sources`.
-fn belongs(r: &FileRecord, comp: &str, a: &str) -> bool {
+/// Whether `r` is listed in `comp/binary-a/Packages` (and `comp/Contents-a`), or for `a` =
+/// `source` in `comp/source/Sources`.
+pub(crate) fn belongs(r: &FileRecord, comp: &str, a: &str) -> bool {
     component(r) == comp
         && if a == source::SOURCE_ARCH {
             source::is_dsc(r)
@@ -223,7 +224,7 @@ fn parse_chunk(text: &[u8]) -> Option<Chunk> {
 }
 
 /// A chunk's plain text and gzip member (none when the chunk is empty).
-fn render_chunk(chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn render_chunk(chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
     let text: String = chunk.values().map(String::as_str).collect();
     let gz = if text.is_empty() {
         Vec::new()
@@ -365,13 +366,14 @@ impl Shape {
             }
     }
 
-    /// `(component, architecture, index path)` of every index: `Packages` per architecture
-    /// and `Sources` (architecture `source`), for each component.
+    /// `(component, architecture, index path)` of every index: `Packages` and `Contents` per
+    /// architecture and `Sources` (architecture `source`), for each component.
     fn indexes(&self) -> Vec<(&str, &str, String)> {
         let mut out = Vec::new();
         for c in &self.components {
             for a in &self.architectures {
                 out.push((c.as_str(), a.as_str(), format!("{c}/binary-{a}/Packages")));
+                out.push((c.as_str(), a.as_str(), format!("{c}/Contents-{a}")));
             }
             out.push((
                 c.as_str(),
@@ -434,6 +436,11 @@ async fn publish_all(
     let previous = previous.unwrap_or(&none);
     let mut draft = Draft::default();
     for (comp, a, rel) in shape.indexes() {
+        if contents::is_contents(&rel) {
+            let parts = contents::full(cx, &records, comp, a, chunks).await?;
+            draft.write(cx, dist, &rel, parts, previous, node).await?;
+            continue;
+        }
         let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
         for r in records.iter().filter(|r| belongs(r, comp, a)) {
             if let Some(chunk) = split.get_mut(chunk_of(&r.key, chunks)) {
@@ -502,6 +509,13 @@ async fn publish_changes(
         let Some(mut parts) = node.plain.parts(cx, previous, &rel).await? else {
             return Ok(None);
         };
+        if contents::is_contents(&rel) {
+            match contents::apply(cx, dist, parts, &mine, comp, a, previous.chunks).await? {
+                Some(parts) => rewritten.push((rel, parts)),
+                None => return Ok(None),
+            }
+            continue;
+        }
         let mut touched: HashMap<usize, Vec<&FileRecord>> = HashMap::new();
         for r in mine {
             touched

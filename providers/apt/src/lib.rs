@@ -2,7 +2,8 @@
 //!
 //! URLs below `/repo/apt/<repo>/` (the repo root is the `deb` line's URI):
 //! - `dists/<dist>/InRelease`, `Release`, `Release.gpg`: signed with the repo's own key;
-//! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz]` and their `by-hash/SHA256/…`;
+//! - `dists/<dist>/<component>/binary-<arch>/Packages[.gz]`, `<component>/source/Sources[.gz]`,
+//!   `<component>/Contents-<arch>[.gz]` and their `by-hash/SHA256/…`;
 //! - `pool/<component>/<prefix>/<source>/<file>.deb`: the packages;
 //! - `pubkey` (armored), `pubkey.gpg` (binary keyring), `dists/<dist>/install` (set-up script);
 //! - `snapshots/<name>/dists/<dist>/…` and `snapshots/<name>/pool/…`: frozen dists;
@@ -12,6 +13,7 @@
 //! `promote`.
 
 mod changes;
+mod contents;
 mod deb;
 mod index;
 mod plain;
@@ -28,6 +30,7 @@ mod view;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::serde_json::json;
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
@@ -173,16 +176,29 @@ async fn pooled(
     Ok(out)
 }
 
-/// The record of one binary package for `component` of `dist`; its pool name comes from its
-/// control file, which must match the request's `name`, `version` and `arch` when given.
+/// A binary package's Contents lines, as a derived blob.
+type ContentsBlob = Option<(BlobPath, String)>;
+
+/// Adds a binary package's Contents lines to its outcome.
+fn with_contents(outcome: UploadOutcome, contents: ContentsBlob) -> UploadOutcome {
+    match contents {
+        Some((path, text)) => outcome.with_derived(path, text),
+        None => outcome,
+    }
+}
+
+/// The record of one binary package for `component` of `dist`, and its Contents lines; its
+/// pool name comes from its control file, which must match the request's `name`, `version`
+/// and `arch` when given.
 async fn binary_record(
     cx: &RepoContext,
     file: &UploadedFile,
     req: Option<&UploadRequest>,
     dist: &str,
     component: &str,
-) -> Result<NewRecord> {
+) -> Result<(NewRecord, ContentsBlob)> {
     let control = parse_control(&control_text(&file.path)?)?;
+    let files = deb::data_files(&file.path)?;
     for (param, value) in [
         ("name", &control.package),
         ("version", &control.version),
@@ -210,7 +226,7 @@ async fn binary_record(
         control.source
     );
     shared_pool_path(cx, &path, &file.sha256, dist).await?;
-    let meta = json!({
+    let mut meta = json!({
         "component": component,
         "arch": control.architecture,
         "source": control.source,
@@ -218,7 +234,16 @@ async fn binary_record(
         "depends": control.depends,
         "stanza": control.stanza,
     });
-    Ok(NewRecord::for_upload(
+    let contents = files.map(|files| {
+        meta["contents"] = json!(files.len());
+        let section = deb::field(&control.stanza, "Section");
+        let location = contents::location(section.as_deref(), &control.package);
+        (
+            contents::blob(&file.sha256),
+            contents::lines(&files, &location),
+        )
+    });
+    let record = NewRecord::for_upload(
         file,
         path,
         &control.package,
@@ -226,7 +251,8 @@ async fn binary_record(
         &control.version,
     )
     .with_scope(dist)
-    .with_meta(meta))
+    .with_meta(meta);
+    Ok((record, contents))
 }
 
 /// The pool is shared by the dists of a repo: one path, one content.
@@ -283,6 +309,11 @@ impl Provider for AptProvider {
         Some(&proxy::AptProxy)
     }
 
+    /// A package's Contents lines go with it.
+    fn per_file_derived(&self) -> &'static [&'static str] {
+        &[contents::FOLDER]
+    }
+
     /// Debian's `dput` (`method = http`) `PUT`s each file to `incoming/`, the `.changes` last.
     fn staging(&self) -> Option<Staging> {
         Some(Staging::new(changes::INCOMING, ".changes"))
@@ -318,8 +349,8 @@ impl Provider for AptProvider {
                 .await;
         }
         check_filename(&req.file.filename)?;
-        let record = binary_record(cx, &req.file, Some(&req), dist, component).await?;
-        Ok(UploadOutcome::one(record))
+        let (record, contents) = binary_record(cx, &req.file, Some(&req), dist, component).await?;
+        Ok(with_contents(UploadOutcome::one(record), contents))
     }
 
     async fn index(&self, cx: &RepoContext, scope: IndexScope) -> Result<()> {

@@ -65,20 +65,23 @@ impl AptProvider {
             }
             // Compressed indexes are stored under their hash; the plain `Packages` (which apt
             // fetches only when the `.gz` fails, or when told to) is inflated from its `.gz`.
-            let rel = index::plain_index(rest.split("by-hash/").next().unwrap_or_default());
+            // One folder may hold several indexes (`main/Contents-amd64`, `-i386`).
+            let dir = rest.split("by-hash/").next().unwrap_or_default();
+            let rel = index::plain_index(dir);
             let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
             let mut listed_gz = false;
             if let Ok(state) = self.state(cx, dist).await {
-                if state.files.get(&rel).is_some_and(|f| f.sha256 == hexpart) {
+                let mut here = state
+                    .files
+                    .iter()
+                    .filter(|(r, f)| index::index_dir(r) == dir && f.sha256 == hexpart);
+                if let Some((plain, _)) = here.clone().find(|(_, f)| f.blob.is_empty()) {
                     return Ok(ServeResponse::bytes(
                         "application/octet-stream",
-                        self.node.plain.plain(cx, &state, &rel).await?,
+                        self.node.plain.plain(cx, &state, plain).await?,
                     ));
                 }
-                listed_gz = state
-                    .files
-                    .get(&format!("{rel}.gz"))
-                    .is_some_and(|f| f.sha256 == hexpart);
+                listed_gz = here.next().is_some();
             }
             // Not current: a replaced plain `Packages` that an earlier Release listed.
             if !listed_gz && let Some(text) = retire::retired_plain(cx, dist, &rel, hexpart).await?

@@ -174,6 +174,11 @@ impl Provider for PypiProvider {
         Some(&proxy::PypiProxy)
     }
 
+    /// A wheel's core metadata goes with it.
+    fn per_file_derived(&self) -> &'static [&'static str] {
+        &["metadata"]
+    }
+
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
         if let Some(p) = &req.native_path {
             if !matches!(p.as_str(), "" | "legacy/" | "simple/") {

@@ -1,0 +1,185 @@
+//! `<component>/Contents-<arch>` (+ `.gz`): which package installs which file, for `apt-file`.
+//!
+//! A package's file list is read from its `data.tar` once, at upload, and kept as a derived
+//! blob named by the package's SHA-256 (its lines, `PATH  SECTION/PACKAGE`). A Contents file
+//! lists the newest version of each package of its component and architecture (and
+//! `Architecture: all`), in the chunks `Packages` uses, a package's lines together; a publish
+//! after an upload rewrites only the chunks of the packages that changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use artifactd_plugin_api::bytes::Bytes;
+use artifactd_plugin_api::object_store::path::Path as BlobPath;
+use artifactd_plugin_api::{FileRecord, ListQuery, RepoContext, Result};
+
+use crate::index::{belongs, chunk_of, read_blob, render_chunk};
+use crate::plain::Parts;
+
+/// A chunk's lines by package name; each entry's text ends in a newline.
+pub type Chunk = BTreeMap<String, String>;
+
+/// The folder of the packages' Contents lines.
+pub const FOLDER: &str = "contents";
+
+/// The derived blob with the Contents lines of the package whose SHA-256 is `sha256`.
+pub fn blob(sha256: &str) -> BlobPath {
+    BlobPath::from(format!("{FOLDER}/{sha256}"))
+}
+
+/// Whether an index path is a Contents file.
+pub fn is_contents(rel: &str) -> bool {
+    rel.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with("Contents-"))
+}
+
+/// The Contents lines of a package installing `files`, at `location` (`SECTION/PACKAGE`).
+pub fn lines(files: &[String], location: &str) -> String {
+    let mut out = String::new();
+    for f in files {
+        // dak's layout: the name, padded, then the location.
+        out.push_str(&format!("{f:<59} {location}\n"));
+    }
+    out
+}
+
+/// The location column of a package: `SECTION/PACKAGE`, the section as its control file
+/// gives it (`contrib/net` keeps its area).
+pub fn location(section: Option<&str>, package: &str) -> String {
+    let section = section.map(str::trim).filter(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'+' | b'.' | b'_'))
+    });
+    format!("{}/{package}", section.unwrap_or("unknown"))
+}
+
+/// The entries of a published chunk, by the package each line's location names. `None` when
+/// the text is not what publishing writes.
+pub fn parse_chunk(text: &[u8]) -> Option<Chunk> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut chunk = Chunk::new();
+    for line in text.split_inclusive('\n') {
+        let location = line.trim_end().rsplit(' ').next()?;
+        let package = location.rsplit('/').next()?;
+        chunk.entry(package.to_owned()).or_default().push_str(line);
+    }
+    Some(chunk)
+}
+
+/// The Contents lines of one package version, empty when its files were not listed (a
+/// compression the provider does not read, or a record older than Contents).
+pub async fn entry(cx: &RepoContext, r: &FileRecord) -> Result<String> {
+    if r.meta.get("contents").is_none() {
+        return Ok(String::new());
+    }
+    Ok(read_blob(cx, &blob(&r.sha256))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default())
+}
+
+/// The records of one Contents file among `records`, newest version per package.
+fn newest_by_package<'a>(
+    records: impl IntoIterator<Item = &'a FileRecord>,
+    comp: &str,
+    a: &str,
+) -> BTreeMap<&'a str, &'a FileRecord> {
+    let mut out: BTreeMap<&str, &FileRecord> = BTreeMap::new();
+    for r in records.into_iter().filter(|r| belongs(r, comp, a)) {
+        match out.get(r.key.as_str()) {
+            Some(have)
+                if crate::deb::compare_versions(&have.version, &r.version)
+                    != std::cmp::Ordering::Less => {}
+            _ => {
+                out.insert(&r.key, r);
+            }
+        }
+    }
+    out
+}
+
+/// The chunks of `comp/Contents-a` laid out from all records of the dist.
+pub(crate) async fn full(
+    cx: &RepoContext,
+    records: &[FileRecord],
+    comp: &str,
+    a: &str,
+    chunks: u64,
+) -> Result<Parts> {
+    let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
+    for (key, r) in newest_by_package(records, comp, a) {
+        let text = entry(cx, r).await?;
+        if let (false, Some(chunk)) = (text.is_empty(), split.get_mut(chunk_of(key, chunks))) {
+            chunk.insert(key.to_owned(), text);
+        }
+    }
+    render(&split)
+}
+
+/// `parts` (the published `comp/Contents-a`) with the packages of `changed` listed anew;
+/// `None` when a published chunk is not what publishing writes.
+pub(crate) async fn apply(
+    cx: &RepoContext,
+    dist: &str,
+    mut parts: Parts,
+    changed: &[&FileRecord],
+    comp: &str,
+    a: &str,
+    chunks: u64,
+) -> Result<Option<Parts>> {
+    let keys: BTreeSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
+    for key in keys {
+        let i = chunk_of(key, chunks);
+        let Some(mut chunk) = parts.text.get(i).and_then(|t| parse_chunk(t)) else {
+            return Ok(None);
+        };
+        let versions = cx.catalog.list(ListQuery::key(key).in_scope(dist)).await?;
+        chunk.remove(key);
+        if let Some(r) = newest_by_package(&versions, comp, a).get(key) {
+            let text = entry(cx, r).await?;
+            if !text.is_empty() {
+                chunk.insert(key.to_owned(), text);
+            }
+        }
+        let (text, gz) = render_chunk(&chunk)?;
+        parts.text[i] = Bytes::from(text);
+        parts.gz[i] = Bytes::from(gz);
+    }
+    Ok(Some(parts))
+}
+
+fn render(split: &[Chunk]) -> Result<Parts> {
+    let mut parts = Parts::default();
+    for chunk in split {
+        let (text, gz) = render_chunk(chunk)?;
+        parts.text.push(Bytes::from(text));
+        parts.gz.push(Bytes::from(gz));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_reads_back_by_package() {
+        let files = [
+            "usr/bin/hello".to_owned(),
+            "usr/share/doc/hello/README".to_owned(),
+        ];
+        let a = lines(&files, &location(Some("misc"), "hello"));
+        let b = lines(
+            &["usr/bin/x y".to_owned()],
+            &location(Some("contrib/net"), "xy"),
+        );
+        let chunk = parse_chunk(format!("{a}{b}").as_bytes()).expect("parses");
+        assert_eq!(chunk.keys().collect::<Vec<_>>(), ["hello", "xy"]);
+        assert_eq!(chunk["hello"], a);
+        assert!(chunk["xy"].ends_with(" contrib/net/xy\n"));
+        assert_eq!(location(None, "p"), "unknown/p");
+        assert_eq!(location(Some("bad section"), "p"), "unknown/p");
+        assert!(is_contents("main/Contents-amd64") && !is_contents("main/binary-amd64/Packages"));
+    }
+}
