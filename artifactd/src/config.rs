@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The `artifactd` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +56,10 @@ pub struct Args {
     /// Verbose logging.
     #[arg(long)]
     pub debug: bool,
+    /// Log lines as text or as JSON objects (one per line, with the request id of the request
+    /// they belong to).
+    #[arg(long, env = "ARTIFACTD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Let anonymous clients upload (the seed's open behaviour, for a trusted network only).
     #[arg(long, env = "ARTIFACTD_ALLOW_ANONYMOUS_UPLOAD", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub allow_anonymous_upload: bool,

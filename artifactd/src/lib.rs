@@ -60,15 +60,19 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
         }
     };
     let filter = if config.debug { "debug" } else { "info" };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ARTIFACTD_LOG").unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(format!("{filter},sqlx=warn,sea_orm=warn"))
             }),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        config::LogFormat::Json => logs.json().init(),
+        config::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     // One TLS crypto provider for every client (S3, databases): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()

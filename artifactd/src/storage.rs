@@ -311,6 +311,17 @@ impl BlobStore {
         Ok(n)
     }
 
+    /// Whether the store answers (a metadata read of a name nothing uses), for readiness.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn probe(&self) -> Result<()> {
+        match self.store.head(&BlobPath::from("readyz-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Storage(e)),
+        }
+    }
+
     /// Removes every derived file of a provider's repo (when the repo is deleted).
     ///
     /// # Errors

@@ -240,8 +240,24 @@ fn database_restarts_are_ridden_out() {
         );
         assert_eq!(up("after-kill").status, 201, "{backend:?}");
 
-        // The database away for a while: a clear 503, nothing recorded.
+        assert_eq!(s.get("/readyz").status, 200, "{backend:?}");
+        // The database away for a while: a clear 503, nothing recorded; the node says it is
+        // not ready, within 5 s, and names the part.
         proxy.stop();
+        let asked = std::time::Instant::now();
+        let ready = s.get("/readyz");
+        assert_eq!(ready.status, 503, "{backend:?}: {}", ready.text());
+        assert!(
+            ready.text().contains("database: unreachable") && ready.text().contains("storage: ok"),
+            "{}",
+            ready.text()
+        );
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert_eq!(s.get("/healthz").status, 200, "the process runs");
         let r = up("while-down");
         assert_eq!(r.status, 503, "{backend:?}: {}\n{}", r.text(), s.log());
         assert_eq!(r.error(), "The database is unreachable; try again shortly.");
@@ -259,6 +275,7 @@ fn database_restarts_are_ridden_out() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         assert_eq!(status, 200, "{backend:?} did not reconnect");
+        assert_eq!(s.get("/readyz").status, 200, "{backend:?}");
         assert_eq!(up("after-restart").status, 201, "{backend:?}");
         let names: Vec<String> = s.get("/api/v1/repos/tar/db/packages").json()["packages"]
             .as_array()

@@ -44,6 +44,8 @@ mod rpcli;
 mod api;
 // Several nodes on one database and one S3 bucket.
 mod nodes;
+// Readiness, JSON logs and request ids.
+mod observe;
 // The web UI in headless Chromium.
 mod ui;
 // Hostile uploads on every path, slow clients.

@@ -12,6 +12,7 @@ mod incoming;
 mod ingest;
 mod markdown;
 mod members;
+mod observe;
 mod package_page;
 mod pages;
 mod publish;
@@ -23,7 +24,6 @@ mod upload;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use artifactd_plugin_api::{Principal, Registry, RepoContext};
 use axum::Router;
@@ -31,7 +31,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::HOST;
 use http::{HeaderMap, Method, StatusCode};
 
 pub use error::ApiError;
@@ -264,7 +264,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
         .route("/static/style.css", get(pages::style))
         .route("/static/ui.js", get(pages::script))
         .route("/search", get(pages::search_page))
@@ -290,15 +291,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_requests))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), body::guard))
+        .layer(middleware::from_fn(observe::request_id))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-async fn healthz() -> Response {
-    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n").into_response()
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
@@ -322,21 +319,6 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         }
         Err(e) => ApiError::from(e).into_response(),
     }
-}
-
-async fn log_requests(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "Request."
-    );
-    resp
 }
 
 fn auth_of(req: &Request) -> Auth {
