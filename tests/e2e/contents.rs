@@ -24,9 +24,15 @@ fn upload(s: &Server, package: &str, version: &str, arch: &str, section: &str) {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// `comp/Contents-amd64.gz`, inflated.
 fn contents(s: &Server, comp: &str) -> String {
-    s.get(&format!("{REPO}/dists/stable/{comp}/Contents-amd64"))
-        .text()
+    let gz = s
+        .get(&format!("{REPO}/dists/stable/{comp}/Contents-amd64.gz"))
+        .body;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut text)
+        .expect("Contents-amd64.gz inflates");
+    text
 }
 
 #[test]

@@ -255,6 +255,7 @@ pub(super) async fn repo_dispatch(
                 )
             })?;
             let rest_for_audit = rest.clone();
+            let before = cx.catalog.generation().await?;
             let mut sreq = ServeRequest::json(method.clone(), rest, body);
             sreq.query = query;
             sreq.headers = parts.headers.clone();
@@ -271,7 +272,9 @@ pub(super) async fn repo_dispatch(
             )
             .await?;
             if resp.status().is_success() {
-                st.reindex(&provider, row.id, &cx, IndexScope::All).await?;
+                if let Some(scope) = changed_by_call(&cx, before).await? {
+                    st.reindex(&provider, row.id, &cx, scope).await?;
+                }
                 st.audit(
                     &auth,
                     "api-call",
@@ -287,6 +290,29 @@ pub(super) async fn repo_dispatch(
             format!("The method {method} is not allowed here."),
         )),
     }
+}
+
+/// What a provider's API call changed in the catalog: nothing (a snapshot taken), the scopes
+/// of the records it wrote (a promotion, a yank), or everything when it only removed records.
+async fn changed_by_call(
+    cx: &artifactd_plugin_api::RepoContext,
+    before: u64,
+) -> Result<Option<IndexScope>, ApiError> {
+    if cx.catalog.generation().await? == before {
+        return Ok(None);
+    }
+    let scopes: std::collections::BTreeSet<String> = cx
+        .catalog
+        .list(ListQuery::all().changed_since(before))
+        .await?
+        .into_iter()
+        .map(|r| r.scope)
+        .collect();
+    Ok(Some(if scopes.is_empty() {
+        IndexScope::All
+    } else {
+        IndexScope::Scopes(scopes.into_iter().collect())
+    }))
 }
 
 /// Bodies of provider API calls (JSON) are small.

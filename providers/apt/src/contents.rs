@@ -15,6 +15,9 @@ use artifactd_plugin_api::{FileRecord, ListQuery, RepoContext, Result};
 use crate::index::{belongs, chunk_of, read_blob, render_chunk};
 use crate::plain::Parts;
 
+/// File lists read at once by a full publish.
+const READ_AHEAD: usize = 32;
+
 /// A chunk's lines by package name; each entry's text ends in a newline.
 pub type Chunk = BTreeMap<String, String>;
 
@@ -67,16 +70,26 @@ pub fn parse_chunk(text: &[u8]) -> Option<Chunk> {
     Some(chunk)
 }
 
-/// The Contents lines of one package version, empty when its files were not listed (a
-/// compression the provider does not read, or a record older than Contents).
-pub async fn entry(cx: &RepoContext, r: &FileRecord) -> Result<String> {
-    if r.meta.get("contents").is_none() {
-        return Ok(String::new());
-    }
-    Ok(read_blob(cx, &blob(&r.sha256))
+/// The digest under which a package version's file list is kept; `None` when its files were
+/// not listed (a compression the provider does not read, or a record older than Contents).
+fn listed_sha(r: &FileRecord) -> Option<String> {
+    r.meta.get("contents").map(|_| r.sha256.clone())
+}
+
+/// The Contents lines of one package version (see [`listed_sha`]), with its key.
+async fn read_lines(
+    cx: &RepoContext,
+    key: String,
+    sha: Option<String>,
+) -> Result<(String, String)> {
+    let Some(sha) = sha else {
+        return Ok((key, String::new()));
+    };
+    let text = read_blob(cx, &blob(&sha))
         .await?
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    Ok((key, text))
 }
 
 /// The records of one Contents file among `records`, newest version per package.
@@ -107,11 +120,21 @@ pub(crate) async fn full(
     a: &str,
     chunks: u64,
 ) -> Result<Parts> {
+    use artifactd_plugin_api::futures::{StreamExt as _, TryStreamExt as _};
     let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
-    for (key, r) in newest_by_package(records, comp, a) {
-        let text = entry(cx, r).await?;
-        if let (false, Some(chunk)) = (text.is_empty(), split.get_mut(chunk_of(key, chunks))) {
-            chunk.insert(key.to_owned(), text);
+    // The file lists are read a few at a time: a full publish reads one per package.
+    let listed: Vec<(String, Option<String>)> = newest_by_package(records, comp, a)
+        .into_iter()
+        .map(|(key, r)| (key.to_owned(), listed_sha(r)))
+        .collect();
+    let texts: Vec<(String, String)> = artifactd_plugin_api::futures::stream::iter(listed)
+        .map(|(key, sha)| read_lines(cx, key, sha))
+        .buffered(READ_AHEAD)
+        .try_collect()
+        .await?;
+    for (key, text) in texts {
+        if let (false, Some(chunk)) = (text.is_empty(), split.get_mut(chunk_of(&key, chunks))) {
+            chunk.insert(key, text);
         }
     }
     render(&split)
@@ -137,9 +160,9 @@ pub(crate) async fn apply(
         let versions = cx.catalog.list(ListQuery::key(key).in_scope(dist)).await?;
         chunk.remove(key);
         if let Some(r) = newest_by_package(&versions, comp, a).get(key) {
-            let text = entry(cx, r).await?;
+            let (key, text) = read_lines(cx, key.to_owned(), listed_sha(r)).await?;
             if !text.is_empty() {
-                chunk.insert(key.to_owned(), text);
+                chunk.insert(key, text);
             }
         }
         let (text, gz) = render_chunk(&chunk)?;

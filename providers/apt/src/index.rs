@@ -315,7 +315,8 @@ impl Draft {
             )
             .await?;
         node.sweeper.wrote(&cx.repo, dist, size);
-        node.plain.insert(&cx.repo, &blob, Arc::new(parts.text));
+        node.plain
+            .insert(&cx.repo, &blob, rel, Arc::new(parts.text));
         self.files.insert(
             format!("{rel}.gz"),
             IndexFile {
@@ -635,13 +636,26 @@ mod tests {
         let cache = PlainCache::default();
         let blob = |d: &str| format!("dists/stable/main/binary-amd64/by-hash/SHA256/{d}");
         let text = |t: &'static str| Arc::new(vec![Bytes::from_static(t.as_bytes())]);
-        cache.insert("r", &blob("aa"), text("one"));
-        cache.insert("r", &blob("bb"), text("two"));
-        cache.insert("s", &blob("aa"), text("other repo"));
-        assert!(cache.get("r", &blob("aa")).is_none(), "replaced, not kept");
-        assert_eq!(cache.get("r", &blob("bb")), Some(text("two")));
-        assert_eq!(cache.get("s", &blob("aa")), Some(text("other repo")));
+        let rel = "main/binary-amd64/Packages";
+        cache.insert("r", &blob("aa"), rel, text("one"));
+        cache.insert("r", &blob("bb"), rel, text("two"));
+        cache.insert("s", &blob("aa"), rel, text("other repo"));
+        assert!(
+            cache.get("r", &blob("aa"), rel).is_none(),
+            "replaced, not kept"
+        );
+        assert_eq!(cache.get("r", &blob("bb"), rel), Some(text("two")));
+        assert_eq!(cache.get("s", &blob("aa"), rel), Some(text("other repo")));
         assert_eq!(cache.lock().len(), 2);
+        // Two indexes of one folder are kept side by side.
+        let contents = |d: &str| format!("dists/stable/main/by-hash/SHA256/{d}");
+        cache.insert("r", &contents("cc"), "main/Contents-amd64", text("amd64"));
+        cache.insert("r", &contents("dd"), "main/Contents-i386", text("i386"));
+        assert_eq!(
+            cache.get("r", &contents("cc"), "main/Contents-amd64"),
+            Some(text("amd64"))
+        );
+        assert_eq!(cache.lock().len(), 4);
     }
 
     #[test]

@@ -40,20 +40,23 @@ impl PlainCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn key(repo: &str, gz_blob: &str) -> (String, String) {
+    /// One entry per index: its folder (from the blob's name, so per dist) and its file name
+    /// (a folder may hold several, such as `main/Contents-amd64` and `main/Contents-i386`).
+    fn key(repo: &str, gz_blob: &str, rel: &str) -> (String, String) {
         let folder = gz_blob.split("/by-hash/").next().unwrap_or(gz_blob);
-        (repo.to_owned(), folder.to_owned())
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        (repo.to_owned(), format!("{folder}/{name}"))
     }
 
-    pub(crate) fn get(&self, repo: &str, gz_blob: &str) -> Option<Arc<Vec<Bytes>>> {
+    pub(crate) fn get(&self, repo: &str, gz_blob: &str, rel: &str) -> Option<Arc<Vec<Bytes>>> {
         self.lock()
-            .get(&Self::key(repo, gz_blob))
+            .get(&Self::key(repo, gz_blob, rel))
             .filter(|(blob, _)| blob == gz_blob)
             .map(|(_, texts)| texts.clone())
     }
 
-    pub(crate) fn insert(&self, repo: &str, gz_blob: &str, texts: Arc<Vec<Bytes>>) {
-        let key = Self::key(repo, gz_blob);
+    pub(crate) fn insert(&self, repo: &str, gz_blob: &str, rel: &str, texts: Arc<Vec<Bytes>>) {
+        let key = Self::key(repo, gz_blob, rel);
         let mut map = self.lock();
         map.remove(&key);
         let held: usize = map
@@ -99,7 +102,7 @@ impl PlainCache {
         if g != gz.len() && g != 0 {
             return Ok(None);
         }
-        let cached = self.get(&cx.repo, &gz_file.blob);
+        let cached = self.get(&cx.repo, &gz_file.blob, rel);
         let text = match cached {
             Some(t) => t,
             None => {
@@ -119,7 +122,7 @@ impl PlainCache {
                     texts.push(Bytes::from(text));
                 }
                 let texts = Arc::new(texts);
-                self.insert(&cx.repo, &gz_file.blob, texts.clone());
+                self.insert(&cx.repo, &gz_file.blob, rel, texts.clone());
                 texts
             }
         };
