@@ -10,10 +10,85 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
-use artifactd_plugin_api::{FileRecord, ListQuery, RepoContext, Result};
+use std::fs::File;
+use std::io::{Read, Seek as _, SeekFrom};
+use std::path::Path;
+
+use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result};
 
 use crate::index::{belongs, chunk_of, read_blob, render_chunk};
 use crate::plain::Parts;
+
+/// The most files a package's Contents lists.
+const MAX_DATA_ENTRIES: usize = 500_000;
+/// The most bytes of file names a package's Contents lists.
+const MAX_DATA_NAMES: usize = 64 << 20;
+
+/// The files a `.deb` installs (regular files and links of its `data.tar`, without the
+/// leading `./`), for `Contents`. Read once, at upload; `None` for a compression the provider
+/// does not read (bzip2, lzma), whose package is then left out of `Contents`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a data archive that is not a valid tar archive.
+pub fn data_files(path: &Path) -> Result<Option<Vec<String>>> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(8))?;
+    let mut data = None;
+    while let Some(m) = crate::deb::read_member(&mut f, len)? {
+        if m.name.starts_with("data.tar") {
+            data = Some(m);
+            break;
+        }
+    }
+    let Some(data) = data else {
+        return Err(Error::invalid(
+            "The third member of a .deb must be a data.tar archive.",
+        ));
+    };
+    f.seek(SeekFrom::Start(data.offset))?;
+    let raw = std::io::BufReader::new(f.take(data.size));
+    let reader: Box<dyn Read> = match data.name.as_str() {
+        "data.tar" => Box::new(raw),
+        "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(raw)),
+        "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(raw)),
+        "data.tar.zst" => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(raw).map_err(|e| {
+                Error::invalid(format!("The data archive is not valid zstd ({e})."))
+            })?)
+        }
+        _ => return Ok(None),
+    };
+    let invalid = |e: std::io::Error| {
+        Error::invalid(format!(
+            "The data archive is not a valid tar archive ({e})."
+        ))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut files = Vec::new();
+    let mut names = 0usize;
+    for entry in archive.entries().map_err(invalid)? {
+        let entry = entry.map_err(invalid)?;
+        if entry.header().entry_type().is_dir() {
+            continue;
+        }
+        let p = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = p.trim_start_matches("./").trim_start_matches('/');
+        if name.is_empty() || name.split('/').any(|s| s == "..") || name.contains('\n') {
+            continue;
+        }
+        names += name.len();
+        if files.len() >= MAX_DATA_ENTRIES || names > MAX_DATA_NAMES {
+            return Err(Error::invalid(format!(
+                "The data archive lists more than {MAX_DATA_ENTRIES} files or {MAX_DATA_NAMES} bytes of names."
+            )));
+        }
+        files.push(name.to_owned());
+    }
+    files.sort();
+    files.dedup();
+    Ok(Some(files))
+}
 
 /// File lists read at once by a full publish.
 const READ_AHEAD: usize = 32;

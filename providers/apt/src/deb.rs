@@ -22,13 +22,14 @@ fn bad(rule: impl Into<String>) -> Error {
 }
 
 /// One ar member header.
-struct Member {
-    name: String,
-    size: u64,
-    offset: u64,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) offset: u64,
 }
 
-fn read_member(f: &mut File, file_len: u64) -> Result<Option<Member>> {
+/// The next ar member header of `f`, `None` at its end.
+pub(crate) fn read_member(f: &mut File, file_len: u64) -> Result<Option<Member>> {
     let pos = f.stream_position()?;
     if pos == file_len {
         return Ok(None);
@@ -208,76 +209,6 @@ pub fn control_text(path: &Path) -> Result<String> {
         ));
     }
     text.ok_or_else(|| bad("The control archive has no control file."))
-}
-
-/// The most files a package's Contents lists.
-const MAX_DATA_ENTRIES: usize = 500_000;
-/// The most bytes of file names a package's Contents lists.
-const MAX_DATA_NAMES: usize = 64 << 20;
-
-/// The files a `.deb` installs (regular files and links of its `data.tar`, without the
-/// leading `./`), for `Contents`. Read once, at upload; `None` for a compression the provider
-/// does not read (bzip2, lzma), whose package is then left out of `Contents`.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a data archive that is not a valid tar archive.
-pub fn data_files(path: &Path) -> Result<Option<Vec<String>>> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(8))?;
-    let mut data = None;
-    while let Some(m) = read_member(&mut f, len)? {
-        if m.name.starts_with("data.tar") {
-            data = Some(m);
-            break;
-        }
-    }
-    let Some(data) = data else {
-        return Err(bad(
-            "The third member of a .deb must be a data.tar archive.",
-        ));
-    };
-    f.seek(SeekFrom::Start(data.offset))?;
-    let raw = std::io::BufReader::new(f.take(data.size));
-    let reader: Box<dyn Read> = match data.name.as_str() {
-        "data.tar" => Box::new(raw),
-        "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(raw)),
-        "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(raw)),
-        "data.tar.zst" => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(raw)
-                .map_err(|e| bad(format!("The data archive is not valid zstd ({e}).")))?,
-        ),
-        _ => return Ok(None),
-    };
-    let invalid = |e: std::io::Error| {
-        bad(format!(
-            "The data archive is not a valid tar archive ({e})."
-        ))
-    };
-    let mut archive = tar::Archive::new(reader);
-    let mut files = Vec::new();
-    let mut names = 0usize;
-    for entry in archive.entries().map_err(invalid)? {
-        let entry = entry.map_err(invalid)?;
-        if entry.header().entry_type().is_dir() {
-            continue;
-        }
-        let p = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = p.trim_start_matches("./").trim_start_matches('/');
-        if name.is_empty() || name.split('/').any(|s| s == "..") || name.contains('\n') {
-            continue;
-        }
-        names += name.len();
-        if files.len() >= MAX_DATA_ENTRIES || names > MAX_DATA_NAMES {
-            return Err(bad(format!(
-                "The data archive lists more than {MAX_DATA_ENTRIES} files or {MAX_DATA_NAMES} bytes of names."
-            )));
-        }
-        files.push(name.to_owned());
-    }
-    files.sort();
-    files.dedup();
-    Ok(Some(files))
 }
 
 /// Counts the bytes read through it.

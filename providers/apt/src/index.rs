@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
-use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
@@ -24,8 +23,8 @@ use artifactd_plugin_api::object_store::{ObjectStoreExt as _, PutPayload};
 use artifactd_plugin_api::serde::{Deserialize, Serialize};
 use artifactd_plugin_api::serde_json::{self, Value};
 use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result, time};
-use sha2::Digest as _;
 
+use crate::draft::Draft;
 use crate::plain::{Parts, PlainCache};
 use crate::{contents, retire, source};
 
@@ -38,7 +37,7 @@ const CHUNK_TARGET: u64 = 64;
 /// The most chunks a `Packages` file is cut into.
 const MAX_CHUNKS: u64 = 4096;
 
-fn hex(d: &[u8]) -> String {
+pub(crate) fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -149,7 +148,7 @@ pub fn stanza(r: &FileRecord) -> String {
 
 /// Gzip of one chunk (a member of `Packages.gz`). No `.xz`: apt reads gzip as well, and xz
 /// (preset 6) took ten times as long as everything else in a publish of a large dist.
-fn compress(text: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn compress(text: &[u8]) -> Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(text)?;
     Ok(gz.finish()?)
@@ -232,101 +231,6 @@ pub(crate) fn render_chunk(chunk: &Chunk) -> Result<(Vec<u8>, Vec<u8>)> {
         compress(text.as_bytes())?
     };
     Ok((text.into_bytes(), gz))
-}
-
-/// What one publish writes: the new `Packages` files and their chunk layout.
-#[derive(Debug, Default)]
-struct Draft {
-    files: BTreeMap<String, IndexFile>,
-    layout: BTreeMap<String, Vec<(u64, u64)>>,
-}
-
-impl Draft {
-    /// Keeps an index as `previous` published it; `false` when it has no such index.
-    fn keep(&mut self, previous: &State, rel: &str) -> bool {
-        let gz_name = format!("{rel}.gz");
-        let (Some(layout), Some(p), Some(g)) = (
-            previous.layout.get(rel),
-            previous.files.get(rel),
-            previous.files.get(&gz_name),
-        ) else {
-            return false;
-        };
-        self.layout.insert(rel.to_owned(), layout.clone());
-        self.files.insert(rel.to_owned(), p.clone());
-        self.files.insert(gz_name, g.clone());
-        true
-    }
-
-    /// Writes one index from its chunks, or keeps the published files when nothing changed.
-    /// Only `Packages.gz` is stored; the plain text is hashed for `Release` and kept in `plain`.
-    async fn write(
-        &mut self,
-        cx: &RepoContext,
-        dist: &str,
-        rel: &str,
-        parts: Parts,
-        previous: &State,
-        node: &Node,
-    ) -> Result<()> {
-        let layout: Vec<(u64, u64)> = parts
-            .text
-            .iter()
-            .zip(&parts.gz)
-            .map(|(t, g)| (t.len() as u64, g.len() as u64))
-            .collect();
-        let mut hasher = sha2::Sha256::new();
-        for t in &parts.text {
-            hasher.update(t);
-        }
-        let sha = hex(&hasher.finalize());
-        if previous.layout.get(rel) == Some(&layout)
-            && previous.files.get(rel).is_some_and(|p| p.sha256 == sha)
-            && self.keep(previous, rel)
-        {
-            return Ok(());
-        }
-        let size = parts.text.iter().map(|t| t.len() as u64).sum();
-        self.layout.insert(rel.to_owned(), layout);
-        self.files.insert(
-            rel.to_owned(),
-            IndexFile {
-                sha256: sha.clone(),
-                size,
-                blob: String::new(),
-            },
-        );
-        let mut gz: Vec<u8> = parts.gz.concat();
-        if gz.is_empty() {
-            gz = compress(b"")?;
-        }
-        let digest = hex(&sha2::Sha256::digest(&gz));
-        let dir = index_dir(rel);
-        let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
-        let size = gz.len() as u64;
-        cx.blobs
-            .put(&BlobPath::from(blob.as_str()), PutPayload::from(gz))
-            .await?;
-        // The plain file's by-hash name, for clients of this Release after it is replaced.
-        cx.blobs
-            .put(
-                &retire::alias_path(dist, rel, &sha),
-                PutPayload::from(blob.clone().into_bytes()),
-            )
-            .await?;
-        node.sweeper.wrote(&cx.repo, dist, size);
-        node.plain
-            .insert(&cx.repo, &blob, rel, Arc::new(parts.text));
-        self.files.insert(
-            format!("{rel}.gz"),
-            IndexFile {
-                sha256: digest,
-                size,
-                blob,
-            },
-        );
-        Ok(())
-    }
 }
 
 /// The dist's layout: components and architectures.
@@ -629,6 +533,8 @@ async fn finish(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -15,6 +15,8 @@
 mod changes;
 mod contents;
 mod deb;
+mod draft;
+mod dsc;
 mod index;
 mod plain;
 mod promote;
@@ -198,7 +200,7 @@ async fn binary_record(
     component: &str,
 ) -> Result<(NewRecord, ContentsBlob)> {
     let control = parse_control(&control_text(&file.path)?)?;
-    let files = deb::data_files(&file.path)?;
+    let files = contents::data_files(&file.path)?;
     for (param, value) in [
         ("name", &control.package),
         ("version", &control.version),
