@@ -52,22 +52,8 @@ fn component_of(section: &str) -> &str {
 
 /// Parses a `.changes` (its text without the signature armor).
 fn parse(text: &str) -> Result<Changes> {
-    let parsed = deb822_lossless::Deb822::parse(text);
-    if !parsed.ok() {
-        return Err(bad(
-            "The .changes does not parse as a Debian control paragraph.",
-        ));
-    }
-    let doc = parsed.tree();
-    let paragraphs: Vec<_> = doc.paragraphs().collect();
-    let [para] = paragraphs.as_slice() else {
-        return Err(bad("The .changes must hold exactly one paragraph."));
-    };
-    let field = |name: &str| {
-        para.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let para = crate::dsc::one_paragraph(text, ".changes")?;
+    let field = |name: &str| crate::dsc::field(&para, name);
     let distribution =
         field("Distribution").ok_or_else(|| bad("The .changes has no Distribution field."))?;
     let distribution = match distribution

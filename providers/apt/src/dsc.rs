@@ -116,27 +116,39 @@ pub(crate) fn checksum_lines(
     Ok(out)
 }
 
+/// The one Debian control paragraph a document must be (`doc` names it in errors: ".dsc",
+/// ".changes").
+///
+/// # Errors
+/// [`Error::InvalidInput`] when it does not parse or holds another number of paragraphs.
+pub(crate) fn one_paragraph(text: &str, doc: &str) -> Result<deb822_lossless::Paragraph, Error> {
+    let parsed = deb822_lossless::Deb822::parse(text);
+    if !parsed.ok() {
+        return Err(bad(format!(
+            "The {doc} does not parse as a Debian control paragraph."
+        )));
+    }
+    let mut paragraphs = parsed.tree().paragraphs();
+    match (paragraphs.next(), paragraphs.next()) {
+        (Some(para), None) => Ok(para),
+        _ => Err(bad(format!("The {doc} must hold exactly one paragraph."))),
+    }
+}
+
+/// A field's value, trimmed; `None` when it is missing or empty.
+pub(crate) fn field(para: &deb822_lossless::Paragraph, name: &str) -> Option<String> {
+    para.get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// Parses and checks a `.dsc` (its text without the signature armor).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] naming the broken rule.
 pub fn parse_dsc(text: &str) -> Result<Dsc, Error> {
-    let parsed = deb822_lossless::Deb822::parse(text);
-    if !parsed.ok() {
-        return Err(bad(
-            "The .dsc does not parse as a Debian control paragraph.",
-        ));
-    }
-    let doc = parsed.tree();
-    let paragraphs: Vec<_> = doc.paragraphs().collect();
-    let [para] = paragraphs.as_slice() else {
-        return Err(bad("The .dsc must hold exactly one paragraph."));
-    };
-    let field = |name: &str| {
-        para.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let para = one_paragraph(text, ".dsc")?;
+    let field = |name: &str| field(&para, name);
     let source = field("Source").ok_or_else(|| bad("The .dsc has no Source field."))?;
     let version = field("Version").ok_or_else(|| bad("The .dsc has no Version field."))?;
     if !valid_package_name(&source) {
