@@ -9,7 +9,8 @@ use artifactd_plugin_api::{
     Error, NewRecord, RepoContext, Result, UploadOutcome, UploadRequest, UploadedFile,
 };
 
-use crate::source::{self, checksum_lines, digests};
+use crate::dsc::check_listed;
+use crate::source::{self, checksum_lines};
 use crate::{AptProvider, binary_record, check_filename, pooled, valid_segment, with_contents};
 
 /// The staging folder below the repo mount (dput's `incoming`).
@@ -172,17 +173,13 @@ fn uploaded<'a>(req: &'a UploadRequest, listed: &Listed) -> Result<&'a UploadedF
             listed.name
         )));
     };
-    let (md5, sha1) = digests(&f.path)?;
-    if f.size != listed.size
-        || f.sha256 != listed.sha256
-        || md5 != listed.md5
-        || listed.sha1.as_ref().is_some_and(|s| *s != sha1)
-    {
-        return Err(bad(format!(
-            "The file {:?} does not match the size and checksums the .changes gives for it.",
-            listed.name
-        )));
-    }
+    check_listed(
+        f,
+        &listed.name,
+        listed.size,
+        (&listed.md5, listed.sha1.as_deref(), &listed.sha256),
+        ".changes",
+    )?;
     Ok(f)
 }
 

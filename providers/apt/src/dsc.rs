@@ -292,6 +292,28 @@ pub(crate) fn digests(path: &Path) -> Result<(String, String), Error> {
     Ok((hex(&md5.finalize()), hex(&sha1.finalize())))
 }
 
+/// Checks an uploaded file against the size and checksums a `doc` (".dsc", ".changes")
+/// lists for it under `name`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when they differ; read failures.
+pub(crate) fn check_listed(
+    f: &UploadedFile,
+    name: &str,
+    size: u64,
+    (md5, sha1, sha256): (&str, Option<&str>, &str),
+    doc: &str,
+) -> Result<(), Error> {
+    let (got_md5, got_sha1) = digests(&f.path)?;
+    if f.size != size || f.sha256 != sha256 || got_md5 != md5 || sha1.is_some_and(|s| s != got_sha1)
+    {
+        return Err(bad(format!(
+            "The file {name:?} does not match the size and checksums the {doc} gives for it."
+        )));
+    }
+    Ok(())
+}
+
 /// Reads and parses an uploaded `.dsc`.
 ///
 /// # Errors

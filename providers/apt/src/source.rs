@@ -97,17 +97,13 @@ pub fn records(
                 listed.name
             )));
         };
-        let (md5, sha1) = digests(&f.path)?;
-        if f.size != listed.size
-            || f.sha256 != listed.sha256
-            || md5 != listed.md5
-            || listed.sha1.as_ref().is_some_and(|s| *s != sha1)
-        {
-            return Err(bad(format!(
-                "The file {:?} does not match the size and checksums the .dsc gives for it.",
-                listed.name
-            )));
-        }
+        crate::dsc::check_listed(
+            f,
+            &listed.name,
+            listed.size,
+            (&listed.md5, listed.sha1.as_deref(), &listed.sha256),
+            ".dsc",
+        )?;
         out.push(
             NewRecord::for_upload(
                 f,
