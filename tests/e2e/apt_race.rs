@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use artifactd_apt::testing::Deb;
-use artifactd_tests::{Apt, Server, try_run};
+use artifactd_tests::{Apt, Server, sha256_hex, try_run};
 
 const UPLOADERS: usize = 10;
 const MIN_UPLOADS: usize = 200;
@@ -25,14 +25,6 @@ fn listed(inrelease: &str) -> Vec<(String, String)> {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f.len() == 3).then(|| (f[2].to_owned(), f[0].to_owned()))
         })
-        .collect()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

@@ -6,15 +6,7 @@
 use std::process::Command;
 
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Route, Server, Upstream, bin, clients, run, try_run};
-use sha2::Digest as _;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use artifactd_tests::{Route, Server, Upstream, bin, clients, run, sha256_hex, try_run};
 
 /// Creates the proxy repo `pypi/{name}` of `upstream`.
 fn proxy(s: &Server, name: &str, upstream: serde_json::Value) -> serde_json::Value {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use artifactd_tests::{Apt, Server, bin, dpkg_deb, dpkg_source, run, tool, try_run};
+use artifactd_tests::{Apt, Server, bin, dpkg_deb, dpkg_source, run, sha256_hex, tool, try_run};
 
 fn rpcli(s: &Server) -> Command {
     let mut c = Command::new(bin("rpcli"));
@@ -178,6 +178,34 @@ fn source_packages_upload_whole_and_apt_get_source_reads_them() {
     let sources = s
         .get("/repo/apt/src/dists/stable/main/source/Sources")
         .text();
+    // Sources.xz, as Release lists it and by its hash, inflates to the same text.
+    let listed = |name: &str| {
+        release
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{name} not in Release: {release}"))
+            .to_owned()
+    };
+    let xz = s.get("/repo/apt/src/dists/stable/main/source/Sources.xz");
+    assert_eq!(xz.status, 200);
+    assert_eq!(sha256_hex(&xz.body), listed("main/source/Sources.xz"));
+    let by_hash = s.get(&format!(
+        "/repo/apt/src/dists/stable/main/source/by-hash/SHA256/{}",
+        listed("main/source/Sources.xz")
+    ));
+    assert_eq!(by_hash.body, xz.body);
+    let mut inflated = String::new();
+    std::io::Read::read_to_string(
+        &mut liblzma::read::XzDecoder::new(&xz.body[..]),
+        &mut inflated,
+    )
+    .expect("Sources.xz is xz");
+    assert_eq!(inflated, sources);
+    assert_eq!(
+        sha256_hex(inflated.as_bytes()),
+        listed("main/source/Sources")
+    );
     assert!(sources.contains("Package: hello\n"), "{sources}");
     assert!(
         sources.contains("Directory: pool/main/h/hello\n"),

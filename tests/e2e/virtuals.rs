@@ -5,8 +5,7 @@
 use std::process::Command;
 
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Route, Server, Upstream, bin, clients, run};
-use sha2::Digest as _;
+use artifactd_tests::{Route, Server, Upstream, bin, clients, run, sha256_hex};
 
 fn upload(s: &Server, repo: &str, (f, b): &(String, Vec<u8>)) {
     let r = s.addpkg(&format!("provider=pypi&reponame={repo}"), f, b);
@@ -135,13 +134,6 @@ fn a_virtual_repo_is_safe_from_dependency_confusion() {
     let shown = s.get_as(Some(&s.token), "/api/v1/repos/pypi/all").json();
     assert_eq!(shown["kind"], "virtual");
     assert_eq!(shown["members"], serde_json::json!(["team", "pypi-org"]));
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]

@@ -27,6 +27,15 @@ pub use s3::S3Server;
 pub use server::{Options, Resp, Server, addpkg_raw};
 pub use upstream::{Route, Upstream};
 
+/// The SHA-256 of `bytes` in lowercase hex, as `Release` files and PyPI links name it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The folder the workspace's binaries are built into (next to this test executable).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -1,10 +1,12 @@
-//! What one publish writes: each index's `.gz` under its by-hash name, the by-hash alias of its
-//! plain text, and the entries `Release` lists, or the published files kept when an index did
-//! not change.
+//! What one publish writes: each index's `.gz` (and for `Sources` its `.xz`) under its by-hash
+//! name, the by-hash alias of its plain text, and the entries `Release` lists, or the published
+//! files kept when an index did not change.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::Arc;
 
+use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::object_store::{ObjectStoreExt as _, PutPayload};
 use artifactd_plugin_api::{RepoContext, Result};
@@ -22,9 +24,11 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    /// Keeps an index as `previous` published it; `false` when it has no such index.
+    /// Keeps an index as `previous` published it; `false` when it has no such index (or not
+    /// every compressed form of it).
     pub(crate) fn keep(&mut self, previous: &State, rel: &str) -> bool {
         let gz_name = format!("{rel}.gz");
+        let xz_name = format!("{rel}.xz");
         let (Some(layout), Some(p), Some(g)) = (
             previous.layout.get(rel),
             previous.files.get(rel),
@@ -32,14 +36,22 @@ impl Draft {
         ) else {
             return false;
         };
+        let xz = previous.files.get(&xz_name);
+        if wants_xz(rel) && xz.is_none() {
+            return false;
+        }
         self.layout.insert(rel.to_owned(), layout.clone());
         self.files.insert(rel.to_owned(), p.clone());
         self.files.insert(gz_name, g.clone());
+        if let Some(x) = xz {
+            self.files.insert(xz_name, x.clone());
+        }
         true
     }
 
     /// Writes one index from its chunks, or keeps the published files when nothing changed.
-    /// Only `Packages.gz` is stored; the plain text is hashed for `Release` and kept in `plain`.
+    /// Only the compressed forms are stored; the plain text is hashed for `Release` and kept in
+    /// `plain`.
     pub(crate) async fn write(
         &mut self,
         cx: &RepoContext,
@@ -76,17 +88,17 @@ impl Draft {
                 blob: String::new(),
             },
         );
+        if wants_xz(rel) {
+            let xz = compress_xz(&parts.text)?;
+            let blob = self.put(cx, dist, rel, xz, node).await?;
+            self.files.insert(format!("{rel}.xz"), blob);
+        }
         let mut gz: Vec<u8> = parts.gz.concat();
         if gz.is_empty() {
             gz = compress(b"")?;
         }
-        let digest = hex(&sha2::Sha256::digest(&gz));
-        let dir = index_dir(rel);
-        let blob = format!("dists/{dist}/{dir}by-hash/SHA256/{digest}");
-        let size = gz.len() as u64;
-        cx.blobs
-            .put(&BlobPath::from(blob.as_str()), PutPayload::from(gz))
-            .await?;
+        let gz = self.put(cx, dist, rel, gz, node).await?;
+        let blob = gz.blob.clone();
         // The plain file's by-hash name, for clients of this Release after it is replaced.
         cx.blobs
             .put(
@@ -94,17 +106,45 @@ impl Draft {
                 PutPayload::from(blob.clone().into_bytes()),
             )
             .await?;
-        node.sweeper.wrote(&cx.repo, dist, size);
         node.plain
             .insert(&cx.repo, &blob, rel, Arc::new(parts.text));
-        self.files.insert(
-            format!("{rel}.gz"),
-            IndexFile {
-                sha256: digest,
-                size,
-                blob,
-            },
-        );
+        self.files.insert(format!("{rel}.gz"), gz);
         Ok(())
     }
+
+    /// Stores one compressed form of index `rel` under its by-hash name.
+    async fn put(
+        &self,
+        cx: &RepoContext,
+        dist: &str,
+        rel: &str,
+        body: Vec<u8>,
+        node: &Node,
+    ) -> Result<IndexFile> {
+        let sha256 = hex(&sha2::Sha256::digest(&body));
+        let blob = format!("dists/{dist}/{}by-hash/SHA256/{sha256}", index_dir(rel));
+        let size = body.len() as u64;
+        cx.blobs
+            .put(&BlobPath::from(blob.as_str()), PutPayload::from(body))
+            .await?;
+        node.sweeper.wrote(&cx.repo, dist, size);
+        Ok(IndexFile { sha256, size, blob })
+    }
+}
+
+/// Whether index `rel` is also published as `.xz`: `Sources` is, as Debian's archive does (it
+/// changes only with a source upload, so its one xz stream is cheap); `Packages` and `Contents`
+/// are gzip only, in chunks, so that a publish recompresses only what changed.
+fn wants_xz(rel: &str) -> bool {
+    rel.ends_with("/Sources")
+}
+
+/// One xz stream of an index's text. Preset 1: at most a few MB of text, compressed in a
+/// fraction of a second, a little larger than preset 6 would make it.
+fn compress_xz(text: &[Bytes]) -> Result<Vec<u8>> {
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    for t in text {
+        xz.write_all(t)?;
+    }
+    Ok(xz.finish()?)
 }
