@@ -67,6 +67,13 @@ pub struct Args {
     /// members, settings), applied at every start; applying the same file again changes nothing.
     #[arg(long, env = "ARTIFACTD_REPOS_FILE")]
     pub repos_file: Option<PathBuf>,
+    /// Serve `/metrics` on this address and port only (e.g. 127.0.0.1:9090), not on the
+    /// public port.
+    #[arg(long, env = "ARTIFACTD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Require this Bearer token for `/metrics`.
+    #[arg(long, env = "ARTIFACTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// The bootstrap admin token (stored hashed on start).
     #[arg(long, env = "ARTIFACTD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -172,6 +179,10 @@ pub struct Config {
     pub allow_anonymous_upload: bool,
     /// The bootstrap admin token.
     pub admin_token: Option<String>,
+    /// Where `/metrics` is served, when not on the public port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The Bearer token `/metrics` requires, when set.
+    pub metrics_token: Option<String>,
     /// Repos declared in a file, applied at start.
     pub repos_file: Option<PathBuf>,
 }
@@ -228,6 +239,15 @@ impl Config {
             }
             None => None,
         };
+        let metrics_listen = match &args.metrics_listen {
+            Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "--metrics-listen",
+                    format!("{l:?} is not an ADDRESS:PORT such as 127.0.0.1:9090."),
+                )
+            })?),
+            None => None,
+        };
         if args.read_timeout_secs == 0 {
             return Err(invalid(
                 "--read-timeout-secs",
@@ -258,6 +278,8 @@ impl Config {
             debug: args.debug,
             allow_anonymous_upload: args.allow_anonymous_upload,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+            metrics_listen,
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             repos_file: args.repos_file.clone(),
         })
     }

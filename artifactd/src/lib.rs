@@ -18,6 +18,7 @@ pub mod gc;
 pub mod http;
 pub mod keyring;
 pub mod keys;
+pub mod metrics;
 pub mod proxy;
 pub mod repo_spec;
 pub mod retention;

@@ -43,6 +43,12 @@ pub enum StartError {
     #[error("cannot set up the HTTP client for proxy upstreams")]
     Http(#[source] reqwest::Error),
     /// The listen address is taken or not allowed.
+    #[error("--metrics-listen/ARTIFACTD_METRICS_LISTEN: cannot listen on {addr}")]
+    MetricsBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("--listen/--port: cannot listen on {addr}")]
     Bind {
         /// The address.
@@ -84,8 +90,20 @@ impl ServerBuilder {
                     addr: config.listen,
                     source,
                 })?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::MetricsBind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = self.build_state(config).await?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            metrics,
+            state,
+        })
     }
 
     /// Everything a server has but its socket, for work without one (`artifactd gc`).
@@ -128,6 +146,8 @@ impl ServerBuilder {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The metrics port's listener, with `--metrics-listen`.
+    metrics: Option<TcpListener>,
     state: AppState,
 }
 
@@ -151,6 +171,14 @@ impl Server {
     /// I/O errors of the accept loop.
     pub async fn run(self) -> std::io::Result<()> {
         let timeout = self.state.read_timeout();
+        if let Some(listener) = self.metrics {
+            let app = crate::http::metrics_router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "The metrics port stopped.");
+                }
+            });
+        }
         let app = router(self.state);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();

@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
 use tokio::io::AsyncReadExt as _;
 
 use crate::config::BlobConfig;
+use crate::metrics::Counted;
 
 /// A typed key in the bucket; no other code formats storage paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,7 @@ impl BlobStore {
                 let root = std::fs::canonicalize(root).map_err(|e| local(e.into()))?;
                 let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| local(e.into()))?;
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: Arc::new(Counted::new(Arc::new(store))),
                     local_root: Some(root),
                 })
             }
@@ -122,7 +123,7 @@ impl BlobStore {
                         ))
                     })?;
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: Arc::new(Counted::new(Arc::new(store))),
                     local_root: None,
                 })
             }

@@ -46,6 +46,8 @@ mod api;
 mod nodes;
 // Readiness, JSON logs and request ids.
 mod observe;
+// /metrics read by prometheus_client's parsers.
+mod metrics;
 // The web UI in headless Chromium.
 mod ui;
 // Hostile uploads on every path, slow clients.

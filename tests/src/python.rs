@@ -15,13 +15,15 @@ pub struct Clients {
 
 /// Pins: twine 6.2 and later accept `--skip-existing` only for pypi.org.
 /// `moto[server]` is the S3-compatible server the storage tests run against; `schemathesis`
-/// checks the live JSON API against its OpenAPI document.
+/// checks the live JSON API against its OpenAPI document; `prometheus_client`'s parsers read
+/// `/metrics` as Prometheus does.
 const CLIENT_REQUIREMENTS: &[&str] = &[
     "pip>=25",
     "uv>=0.5",
     "twine==6.1.0",
     "moto[server]>=5",
     "schemathesis==4.32.5",
+    "prometheus_client==0.26.0",
 ];
 
 fn ensure_clients() -> Clients {

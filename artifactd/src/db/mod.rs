@@ -8,7 +8,7 @@ use std::time::Duration;
 use artifactd_plugin_api::RepoSettings;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -205,6 +205,30 @@ impl Db {
     /// The connection (a pool).
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// How the connection pool is used right now (`None` for a backend without a pool).
+    pub fn pool_use(&self) -> Option<crate::metrics::PoolUse> {
+        let (open, idle, max) = match self.conn.get_database_backend() {
+            DbBackend::Sqlite => {
+                let p = self.conn.get_sqlite_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            DbBackend::MySql => {
+                let p = self.conn.get_mysql_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            DbBackend::Postgres => {
+                let p = self.conn.get_postgres_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            _ => return None,
+        };
+        Some(crate::metrics::PoolUse {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        })
     }
 
     /// Tells the repo row cache that a change of repo rows was committed. Every write of the

@@ -139,6 +139,7 @@ impl Stream for Guarded {
             Poll::Ready(Some(Ok(bytes))) => {
                 let end = inner.is_end_stream();
                 this.received += bytes.len() as u64;
+                crate::metrics::uploaded(bytes.len() as u64);
                 if !end && tokio::time::Instant::now() > this.rate_deadline() {
                     return this.fail(BodyTimeout::TooSlow(this.min_rate));
                 }

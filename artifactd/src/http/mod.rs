@@ -12,6 +12,7 @@ mod incoming;
 mod ingest;
 mod markdown;
 mod members;
+mod metrics;
 mod observe;
 mod package_page;
 mod pages;
@@ -292,9 +293,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // The metrics have their own token (and no caller): outside authentication.
+        .merge(Router::new().route("/metrics", get(metrics::public)))
         .layer(middleware::from_fn_with_state(state.clone(), body::guard))
+        .layer(middleware::from_fn(metrics::count))
         .layer(middleware::from_fn(observe::request_id))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The router of the metrics port (`--metrics-listen`): `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::own_port))
+        .fallback(not_found)
         .with_state(state)
 }
 

@@ -133,10 +133,38 @@ impl AppState {
         }
         let reading_at = self.generation_of(repo_id).await?;
         let started = Instant::now();
-        // Across nodes sharing one database, a lock row per repo serializes publishing: each
-        // publisher reads the catalog only after the previous one finished, so no index misses
-        // a committed file. The lock row has no foreign key, so holding it never blocks uploads
-        // or key creation. SQLite is one node's file: the in-process lock is enough.
+        let conn = self.inner.db.conn();
+        let result = self.index_locked(provider, repo_id, cx, scope).await;
+        crate::metrics::published(provider.kind(), result.is_ok(), started.elapsed());
+        result?;
+        // The catalog change bumped the generation before this publish; bump it again now that
+        // the published files are in place, so that every node drops what it cached in between.
+        crate::catalog::bump(conn, repo_id, 0, 0, None).await?;
+        self.inner.db.repos_changed();
+        match scopes {
+            Some(scopes) => {
+                for s in scopes {
+                    published.covered.insert(s, reading_at);
+                }
+            }
+            None => published.covered.clear(),
+        }
+        tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
+        Ok(())
+    }
+
+    /// Runs the index hook under the cross-node publish lock of the repo. Across nodes sharing
+    /// one database, a lock row per repo serializes publishing: each publisher reads the catalog
+    /// only after the previous one finished, so no index misses a committed file. The lock row
+    /// has no foreign key, so holding it never blocks uploads or key creation. SQLite is one
+    /// node's file: the in-process lock is enough.
+    async fn index_locked(
+        &self,
+        provider: &DynProvider,
+        repo_id: i64,
+        cx: &RepoContext,
+        scope: IndexScope,
+    ) -> Result<(), ApiError> {
         let conn = self.inner.db.conn();
         if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
             provider.index(cx, scope).await?;
@@ -165,19 +193,6 @@ impl AppState {
             txn.commit().await?;
             result?;
         }
-        // The catalog change bumped the generation before this publish; bump it again now that
-        // the published files are in place, so that every node drops what it cached in between.
-        crate::catalog::bump(conn, repo_id, 0, 0, None).await?;
-        self.inner.db.repos_changed();
-        match scopes {
-            Some(scopes) => {
-                for s in scopes {
-                    published.covered.insert(s, reading_at);
-                }
-            }
-            None => published.covered.clear(),
-        }
-        tracing::info!(provider = provider.kind(), repo = %cx.repo, ms = started.elapsed().as_millis() as u64, "Published index.");
         Ok(())
     }
 }

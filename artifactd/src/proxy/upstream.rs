@@ -250,16 +250,23 @@ impl Client {
                 );
             }
         }
-        let resp = req.send().await.map_err(|e| FetchError::Unreachable {
-            url: url.to_owned(),
-            reason: crate::error_chain(&e),
+        let resp = req.send().await.map_err(|e| {
+            crate::metrics::upstream_error("unreachable");
+            FetchError::Unreachable {
+                url: url.to_owned(),
+                reason: crate::error_chain(&e),
+            }
         })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(FetchError::Status {
+            let err = FetchError::Status {
                 url: url.to_owned(),
                 status: status.as_u16(),
-            });
+            };
+            if err.is_outage() {
+                crate::metrics::upstream_error("server_error");
+            }
+            return Err(err);
         }
         Ok(resp)
     }
@@ -297,6 +304,7 @@ impl Client {
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    crate::metrics::upstream_error("unreachable");
                     return Err(FetchError::Unreachable {
                         url: url.to_owned(),
                         reason: crate::error_chain(&e),
