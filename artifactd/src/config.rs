@@ -34,10 +34,11 @@ pub struct Args {
     /// Database URL: sqlite://PATH, mysql://USER:PASS@HOST/DB or postgres://USER@HOST/DB.
     #[arg(short = 'd', long, env = "DATABASE_URL")]
     pub database: Option<String>,
-    /// S3 URL: http(s)://KEY:SECRET@ENDPOINT[:PORT]/BUCKET; blobs go to the data folder without it.
+    /// S3 URL: http(s)://KEY:SECRET@ENDPOINT[:PORT]/BUCKET[?region=REGION]; blobs go to the data
+    /// folder without it.
     #[arg(short = 's', long = "s3", env = "S3_URL")]
     pub s3: Option<String>,
-    /// S3 region.
+    /// S3 region (`?region=` in the S3 URL takes precedence).
     #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
     /// The external URL clients reach this server at (default: taken from each request's Host).
@@ -97,6 +98,21 @@ pub enum Command {
         /// Print what retention and collection would remove; remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Check that every record's blob is stored with its size, that published indexes match
+    /// the catalog and list only stored files, that signed indexes verify, and that no blob
+    /// lacks a record beyond the grace period; print each problem, exit 1 when there is one.
+    Fsck {
+        /// Also read every blob and compare its SHA-256 with its record's.
+        #[arg(long)]
+        deep: bool,
+        /// Quarantine records whose blob is gone or corrupt and rebuild the indexes of each
+        /// repo with a problem (never deletes a blob); then check again.
+        #[arg(long)]
+        repair: bool,
+        /// Blobs without a record younger than this many seconds are uploads in flight.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
     },
 }
 
@@ -374,12 +390,34 @@ fn parse_s3_url(raw: &str, region: &str) -> Result<S3Config, ConfigError> {
         Some(p) => format!("{}://{host}:{p}", u.scheme()),
         None => format!("{}://{host}", u.scheme()),
     };
+    let mut region = region.to_owned();
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "region" if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) => {
+                region = v.into_owned();
+            }
+            "region" => {
+                return Err(invalid(
+                    setting,
+                    "?region= needs a region name such as eu-west-1 or garage.",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "unknown query parameter {other:?}: the URL takes only ?region=REGION."
+                    ),
+                ));
+            }
+        }
+    }
     Ok(S3Config {
         endpoint,
         bucket: bucket.to_owned(),
         access_key: decode(u.username()),
         secret_key: u.password().map(decode).unwrap_or_default(),
-        region: region.to_owned(),
+        region,
     })
 }
 
@@ -434,5 +472,11 @@ mod tests {
         assert!(parse_s3_url("http://k:s@host/", "r").is_err());
         assert!(parse_s3_url("ftp://k:s@host/b", "r").is_err());
         assert!(parse_s3_url("http://k:s@host/a/b", "r").is_err());
+        assert_eq!(s.region, "r");
+        let s = parse_s3_url("http://k:s@host:3900/b?region=garage", "us-east-1").unwrap();
+        assert_eq!((s.bucket.as_str(), s.region.as_str()), ("b", "garage"));
+        assert!(parse_s3_url("http://k:s@host/b?region=", "r").is_err());
+        let e = parse_s3_url("http://k:s@host/b?style=path", "r").unwrap_err();
+        assert!(e.to_string().contains("only ?region=REGION"), "{e}");
     }
 }

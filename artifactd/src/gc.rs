@@ -27,6 +27,20 @@ async fn shas<E: EntityTrait>(
         .await
 }
 
+/// Every content hash something refers to: records, what proxies cached (pages and files),
+/// what providers hold without a record (snapshots) and staged uploads.
+///
+/// # Errors
+/// Database failures.
+pub async fn referenced(db: &Db) -> Result<HashSet<String>, sea_orm::DbErr> {
+    let mut referenced: HashSet<String> = HashSet::new();
+    referenced.extend(shas(db, file::Entity, file::Column::Sha256).await?);
+    referenced.extend(shas(db, proxy_entry::Entity, proxy_entry::Column::Sha256).await?);
+    referenced.extend(shas(db, blob_hold::Entity, blob_hold::Column::Sha256).await?);
+    referenced.extend(shas(db, incoming_file::Entity, incoming_file::Column::Sha256).await?);
+    Ok(referenced)
+}
+
 /// `artifactd gc`: retention for every hosted repo, then [`run`]. With `dry_run`, describes
 /// what retention would remove and removes nothing.
 ///
@@ -78,12 +92,6 @@ pub async fn run(
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace)?;
     // Only blobs older than the grace period are candidates: an upload inserts its record right
     // after storing its blob, far within the grace period.
-    // Records, what proxies cached (pages and files) and what providers hold without a
-    // record (snapshots) refer to blobs.
-    let mut referenced: HashSet<String> = HashSet::new();
-    referenced.extend(shas(&db, file::Entity, file::Column::Sha256).await?);
-    referenced.extend(shas(&db, proxy_entry::Entity, proxy_entry::Column::Sha256).await?);
-    referenced.extend(shas(&db, blob_hold::Entity, blob_hold::Column::Sha256).await?);
     // Staged uploads (dput) never completed within the grace period go; their blobs with them.
     let staged_before = chrono::Utc::now().timestamp_millis()
         - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
@@ -92,7 +100,7 @@ pub async fn run(
         .exec(db.conn())
         .await?
         .rows_affected;
-    referenced.extend(shas(&db, incoming_file::Entity, incoming_file::Column::Sha256).await?);
+    let referenced = referenced(&db).await?;
     let (blobs_removed, bytes) = blobs.remove_orphans(cutoff, &referenced).await?;
     // What providers derived from a file (metadata, file lists) goes with it.
     let derived = blobs

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod config;
 mod conn;
 pub mod db;
+pub mod fsck;
 pub mod gc;
 pub mod http;
 pub mod keyring;
@@ -100,6 +101,29 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
                 Err(e) => {
                     eprintln!("artifactd: {}", error_chain(e.as_ref()));
                     ExitCode::FAILURE
+                }
+            }
+        });
+    }
+    if let Some(config::Command::Fsck {
+        deep,
+        repair,
+        grace_secs,
+    }) = args.command
+    {
+        return rt.block_on(async move {
+            match fsck::run(builder, config, deep, repair, grace_secs).await {
+                Ok(outcome) => {
+                    println!("{}", outcome.report);
+                    if outcome.clean {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("artifactd: {}", error_chain(e.as_ref()));
+                    ExitCode::from(2)
                 }
             }
         });

@@ -244,8 +244,33 @@ impl BlobStore {
         }
     }
 
-    /// Content blobs last modified before `cutoff` whose hash `referenced` does not know;
-    /// removes them and returns how many and how many bytes.
+    /// Content blobs last modified before `cutoff` whose hash `referenced` does not know, as
+    /// `(sha256, size)`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn orphans(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        referenced: &std::collections::HashSet<String>,
+    ) -> Result<Vec<(String, u64)>> {
+        use futures_util::StreamExt as _;
+        let prefix = BlobPath::from("content/sha256");
+        let mut listing = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(sha) = meta.location.filename().map(str::to_owned) else {
+                continue;
+            };
+            if meta.last_modified < cutoff && !referenced.contains(&sha) {
+                out.push((sha, meta.size));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the [`BlobStore::orphans`]; returns how many and how many bytes.
     ///
     /// # Errors
     /// Storage failures.
@@ -254,22 +279,46 @@ impl BlobStore {
         cutoff: chrono::DateTime<chrono::Utc>,
         referenced: &std::collections::HashSet<String>,
     ) -> Result<(u64, u64)> {
-        use futures_util::StreamExt as _;
-        let prefix = BlobPath::from("content/sha256");
-        let mut listing = self.store.list(Some(&prefix));
         let (mut n, mut bytes) = (0u64, 0u64);
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            let Some(sha) = meta.location.filename().map(str::to_owned) else {
-                continue;
-            };
-            if meta.last_modified < cutoff && !referenced.contains(&sha) {
-                self.delete_content(&sha).await?;
-                n += 1;
-                bytes += meta.size;
-            }
+        for (sha, size) in self.orphans(cutoff, referenced).await? {
+            self.delete_content(&sha).await?;
+            n += 1;
+            bytes += size;
         }
         Ok((n, bytes))
+    }
+
+    /// The size of the content blob `sha256`, `None` when it is not stored.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn content_size(&self, sha256: &str) -> Result<Option<u64>> {
+        match self.store.head(&StorageKey::Content(sha256).path()).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Storage(e)),
+        }
+    }
+
+    /// The SHA-256 of the content blob `sha256`'s bytes as stored (read through, a chunk at a
+    /// time), `None` when it is not stored.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn content_digest(&self, sha256: &str) -> Result<Option<String>> {
+        use futures_util::StreamExt as _;
+        use sha2::Digest as _;
+        let got = match self.store.get(&StorageKey::Content(sha256).path()).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::Storage(e)),
+        };
+        let mut hasher = sha2::Sha256::new();
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(chunk.map_err(Error::Storage)?);
+        }
+        Ok(Some(hex::encode(hasher.finalize())))
     }
 
     /// Removes the derived files that belong to a content blob no longer referenced

@@ -44,7 +44,10 @@ pub mod testing;
 pub use context::{Principal, ProjectStatus, RepoContext, RepoSettings, Signer, Status};
 pub use error::{Error, Result};
 pub use listing::{ListedFile, Listing, ProxyFormat, ProxyPath, Vouch};
-pub use provider::{DynProvider, IndexScope, Provider, ProviderFactory, RetentionUnit, Staging};
+pub use provider::{
+    CheckReport, DynProvider, IndexScope, Problem, Provider, ProviderFactory, RetentionUnit,
+    Staging,
+};
 pub use record::{Catalog, FileRecord, InsertOutcome, ListQuery, NewRecord};
 pub use registry::{Registry, RegistryError};
 pub use serve::{BlobRef, ServeBody, ServeRequest, ServeResponse};

@@ -21,13 +21,16 @@ pub enum IndexScope {
     All,
     /// Only these record scopes changed.
     Scopes(Vec<String>),
+    /// Everything, writing every derived file again even where it looks unchanged (a repair
+    /// after derived files were lost).
+    Rebuild,
 }
 
 impl IndexScope {
     /// Whether `scope` needs regenerating.
     pub fn includes(&self, scope: &str) -> bool {
         match self {
-            Self::All => true,
+            Self::All | Self::Rebuild => true,
             Self::Scopes(s) => s.iter().any(|x| x == scope),
         }
     }
@@ -73,6 +76,37 @@ impl Staging {
     pub fn new(prefix: &'static str, completes: &'static str) -> Self {
         Self { prefix, completes }
     }
+}
+
+/// One problem a consistency check found: the path below the repo mount, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// E.g. `dists/stable/main/binary-amd64/Packages.gz`.
+    pub path: String,
+    /// One sentence.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What [`Provider::check`] found: the problems, and the signed documents it serves, which the
+/// host verifies with the repo's keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// What is wrong.
+    pub problems: Vec<Problem>,
+    /// `(path, cleartext-signed document)`, e.g. an APT dist's `InRelease`.
+    pub signed: Vec<(String, String)>,
 }
 
 /// A package format, mounted by the host at `/repo/<kind>/`.
@@ -159,6 +193,18 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// How the format is proxied (proxy repos), `None` when it is not. See [`ProxyFormat`].
     fn proxy(&self) -> Option<&dyn ProxyFormat> {
         None
+    }
+
+    /// Checks that what the provider published for the repo matches the catalog and that every
+    /// file it lists is there (`artifactd fsck`); [`IndexScope::Rebuild`] repairs what it finds.
+    /// The default finds nothing: a provider that renders everything from the catalog on
+    /// demand has nothing that can drift.
+    ///
+    /// # Errors
+    /// Catalog or storage failures (a missing file is a [`Problem`], not an error).
+    async fn check(&self, cx: &RepoContext) -> Result<CheckReport> {
+        let _ = cx;
+        Ok(CheckReport::default())
     }
 
     /// Inspects one uploaded file and says what to store.

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use artifactd_tests::{Apt, Server, bin, dpkg_changes, dpkg_deb, dpkg_source, run, tool};
+use artifactd_tests::{Apt, Server, dpkg_changes, dpkg_deb, dpkg_source, run, tool};
 
 const REPO: &str = "/repo/apt/dp";
 
@@ -86,15 +86,6 @@ fn build(work: &Path, version: &str, dist: &str) -> PathBuf {
     dpkg_source(work, "hello", version);
     let (deb, _) = dpkg_deb(work, "hello", version, "amd64", "Source: hello\n");
     dpkg_changes(work, version, dist, &[&deb])
-}
-
-fn gc(s: &Server) -> String {
-    run(Command::new(bin("artifactd"))
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .args(["gc", "--grace-secs", "0"])
-        .env_remove("DATABASE_URL")
-        .env_remove("S3_URL"))
 }
 
 /// Signs `file` in place with a new key of the GnuPG home `home` (as `debsign` does) and
@@ -235,12 +226,12 @@ fn dput_uploads_binaries_sources_and_buildinfo_together_or_nothing() {
         put(&s, "hello_9.9.orig.tar.gz", b"never completed").status,
         201
     );
-    let out = gc(&s);
+    let out = s.task_ok(&["gc", "--grace-secs", "0"]);
     assert!(
         out.contains(" 1 staged upload file(s) never completed"),
         "{out}"
     );
-    let out = gc(&s);
+    let out = s.task_ok(&["gc", "--grace-secs", "0"]);
     assert!(
         out.contains(" 0 staged upload file(s) never completed"),
         "{out}"

@@ -3,18 +3,8 @@
 //! update, and `rpcli key retire` ends the old one; with apt 2.6 and apt 3 (sqv, trixie chroot).
 
 use std::path::Path;
-use std::process::Command;
 
-use artifactd_tests::{Apt, Chroot, Server, bin, dpkg_deb, run, tool, try_run};
-
-fn rpcli(s: &Server) -> Command {
-    let mut c = Command::new(bin("rpcli"));
-    c.arg("-s")
-        .arg(s.url(""))
-        .env("ARTIFACTD_TOKEN", &s.token)
-        .env_remove("ARTIFACTD_URL");
-    c
-}
+use artifactd_tests::{Apt, Chroot, Server, dpkg_deb, run, tool, try_run};
 
 fn keys(s: &Server) -> Vec<(String, String)> {
     let r = s.json_as(
@@ -137,7 +127,7 @@ fn a_key_rotation_never_fails_an_update_with_apt_2_6_and_3() {
     assert_eq!(keys(&s).len(), 1, "nothing changed");
 
     // A new key: both sign, both are served, Release names both.
-    let out = run(rpcli(&s).args(["key", "add", "apt/rot"]));
+    let out = run(s.rpcli().args(["key", "add", "apt/rot"]));
     let listed = keys(&s);
     assert_eq!(listed.len(), 2, "{listed:?}");
     let new = listed[0].0.clone();
@@ -173,7 +163,7 @@ fn a_key_rotation_never_fails_an_update_with_apt_2_6_and_3() {
     apt3_update(&c, "during the rotation, both keys");
 
     // The old key retires: the new one signs alone, and clients that moved keep updating.
-    let out = run(rpcli(&s).args(["key", "retire", "apt/rot", &old]));
+    let out = run(s.rpcli().args(["key", "retire", "apt/rot", &old]));
     assert!(out.contains(&format!("retired key {old}")), "{out}");
     assert_eq!(keys(&s), [(new.clone(), "current".to_owned())]);
     assert_eq!(signed_by(&s), new);
@@ -220,7 +210,8 @@ fn a_key_rotation_never_fails_an_update_with_apt_2_6_and_3() {
     let secret = run(&mut gpg(&["--armor", "--export-secret-keys"]));
     let file = dir.join("imported.asc");
     std::fs::write(&file, secret).expect("secret");
-    run(rpcli(&s)
+    run(s
+        .rpcli()
         .args(["key", "add", "apt/rot", "--passphrase", "pw", "--import"])
         .arg(&file));
     assert_eq!(keys(&s).len(), 2);
@@ -230,7 +221,7 @@ fn a_key_rotation_never_fails_an_update_with_apt_2_6_and_3() {
         &s.get("/repo/apt/rot/pubkey.gpg").body,
     );
     apt3_update(&c, "during the second rotation, served keys");
-    run(rpcli(&s).args(["key", "retire", "apt/rot", &new]));
+    run(s.rpcli().args(["key", "retire", "apt/rot", &new]));
     apt3_update(&c, "after the imported key took over");
     let audit = s
         .json_as(

@@ -5,15 +5,6 @@ use std::process::Command;
 
 use artifactd_tests::{Apt, Chroot, Server, bin, dpkg_deb, run, try_run};
 
-fn rpcli(s: &Server) -> Command {
-    let mut c = Command::new(bin("rpcli"));
-    c.arg("-s")
-        .arg(s.url(""))
-        .env("ARTIFACTD_TOKEN", &s.token)
-        .env_remove("ARTIFACTD_URL");
-    c
-}
-
 fn upload(s: &Server, dist: &str, name: &str, version: &str) -> String {
     // Installed in a chroot whose dpkg leaves out /usr/share/doc: dpkg-deb's package, with
     // its file in /usr/share/<name>.
@@ -77,7 +68,9 @@ fn snapshots_promotion_and_roll_back_with_apt() {
     let s = Server::start();
     let one = upload(&s, "testing", "life-tool", "1.0-1");
     upload(&s, "testing", "life-lib", "1.0-1");
-    let out = run(rpcli(&s).args(["apt", "snapshot", "create", "life", "testing", "rel-1"]));
+    let out = run(s
+        .rpcli()
+        .args(["apt", "snapshot", "create", "life", "testing", "rel-1"]));
     assert!(
         out.contains("snapshot rel-1 of testing: 2 file(s)"),
         "{out}"
@@ -114,7 +107,10 @@ fn snapshots_promotion_and_roll_back_with_apt() {
             .unwrap_or_default()
             .contains("immutable")
     );
-    let again = try_run(rpcli(&s).args(["apt", "snapshot", "create", "life", "testing", "rel-1"]));
+    let again = try_run(
+        s.rpcli()
+            .args(["apt", "snapshot", "create", "life", "testing", "rel-1"]),
+    );
     assert!(
         !again.0 && again.1.contains("snapshots do not change"),
         "{}",
@@ -129,7 +125,7 @@ fn snapshots_promotion_and_roll_back_with_apt() {
 
     // Promotion: one version to stable, no package bytes stored twice.
     let blobs_before = s.stored_files();
-    let out = run(rpcli(&s).args([
+    let out = run(s.rpcli().args([
         "apt",
         "promote",
         "life",
@@ -233,7 +229,7 @@ fn snapshots_promotion_and_roll_back_with_apt() {
     );
 
     // Roll back: testing takes the snapshot's state again.
-    let out = run(rpcli(&s).args([
+    let out = run(s.rpcli().args([
         "apt",
         "promote",
         "life",
@@ -249,7 +245,9 @@ fn snapshots_promotion_and_roll_back_with_apt() {
     assert_eq!(versions(&testing, "life-tool"), ["1.0-1"]);
 
     // Automatic snapshots, named by time; a later time finds the latest one before it.
-    run(rpcli(&s).args(["repo", "set", "apt/life", "auto_snapshot=true"]));
+    run(s
+        .rpcli()
+        .args(["repo", "set", "apt/life", "auto_snapshot=true"]));
     upload(&s, "testing", "life-extra", "1.0-1");
     let listed = s.get("/repo/apt/life/snapshots/").json();
     let auto: Vec<String> = listed["snapshots"]
@@ -286,7 +284,7 @@ fn snapshots_promotion_and_roll_back_with_apt() {
 fn apt3_updates_and_installs_from_a_snapshot() {
     let s = Server::start();
     upload(&s, "stable", "snap-tool", "1.0-1");
-    run(rpcli(&s).args([
+    run(s.rpcli().args([
         "apt",
         "snapshot",
         "create",
@@ -334,7 +332,9 @@ fn apt3_updates_and_installs_from_a_snapshot() {
 fn a_snapshot_keeps_its_package_files_until_it_is_deleted_and_gc_runs() {
     let s = Server::start();
     let sha = upload(&s, "stable", "held-tool", "1.0-1");
-    run(rpcli(&s).args(["apt", "snapshot", "create", "life", "stable", "before"]));
+    run(s
+        .rpcli()
+        .args(["apt", "snapshot", "create", "life", "stable", "before"]));
     let pool = "pool/main/h/held-tool/held-tool_1.0-1_amd64.deb";
     let original = s.get(&format!("/repo/apt/life/{pool}")).body;
     let r = s.delete_as(Some(&s.token), &format!("/repo/apt/life/{pool}"));
@@ -354,7 +354,9 @@ fn a_snapshot_keeps_its_package_files_until_it_is_deleted_and_gc_runs() {
     assert_eq!(held.status, 200);
     assert_eq!(held.body, original);
     assert!(s.stored_files().keys().any(|p| p.contains(&sha)));
-    let out = run(rpcli(&s).args(["apt", "snapshot", "delete", "life", "stable", "before"]));
+    let out = run(s
+        .rpcli()
+        .args(["apt", "snapshot", "delete", "life", "stable", "before"]));
     assert!(out.contains("deleted snapshot before of stable"), "{out}");
     assert_eq!(
         s.get("/repo/apt/life/snapshots/before/dists/stable/InRelease")

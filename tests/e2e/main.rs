@@ -48,6 +48,8 @@ mod nodes;
 mod observe;
 // /metrics read by prometheus_client's parsers.
 mod metrics;
+// artifactd fsck: finding damage and repairing it.
+mod fsck;
 // The web UI in headless Chromium.
 mod ui;
 // Hostile uploads on every path, slow clients.

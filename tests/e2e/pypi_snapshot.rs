@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Server, bin, clients, run};
+use artifactd_tests::{Server, clients, run};
 
 fn upload(s: &Server, (filename, bytes): &(String, Vec<u8>)) {
     let r = s.addpkg("provider=pypi&reponame=rel", filename, bytes);
@@ -18,15 +18,6 @@ fn call(
     body: serde_json::Value,
 ) -> artifactd_tests::Resp {
     s.json_as("POST", token, &format!("/repo/pypi/rel/{path}"), &body)
-}
-
-fn gc(s: &Server) -> String {
-    run(Command::new(bin("artifactd"))
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .args(["gc", "--grace-secs", "0"])
-        .env_remove("DATABASE_URL")
-        .env_remove("S3_URL"))
 }
 
 #[test]
@@ -72,7 +63,7 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
         "/api/v1/repos/pypi/rel/packages/dep-lib/1.0",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    gc(&s);
+    s.task_ok(&["gc", "--grace-secs", "0"]);
 
     let snap = s.url("/repo/pypi/rel/snapshots/release-1/");
     let listed = s.get("/repo/pypi/rel/snapshots/").json();
@@ -142,7 +133,7 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
             .count()
     };
     assert_eq!(content(&s), 1, "held until the snapshot goes");
-    let out = gc(&s);
+    let out = s.task_ok(&["gc", "--grace-secs", "0"]);
     assert_eq!(content(&s), 0, "collected once nothing refers to it");
     // Its core metadata goes with it.
     assert!(out.contains("1 file(s) derived from them"), "{out}");

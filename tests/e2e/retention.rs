@@ -3,29 +3,8 @@
 //! deleted; a Debian source package's shared upstream tarball stays with the revision that
 //! needs it; PyPI counts versions per project.
 
-use std::process::Command;
-
 use artifactd_pypi::testing::Dist;
-use artifactd_tests::{Apt, Server, bin, dpkg_deb, dpkg_source, run, tool};
-
-fn rpcli(s: &Server) -> Command {
-    let mut c = Command::new(bin("rpcli"));
-    c.arg("-s")
-        .arg(s.url(""))
-        .env("ARTIFACTD_TOKEN", &s.token)
-        .env_remove("ARTIFACTD_URL");
-    c
-}
-
-fn gc(s: &Server, args: &[&str]) -> String {
-    run(Command::new(bin("artifactd"))
-        .arg("--data-dir")
-        .arg(s.data_dir())
-        .arg("gc")
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("S3_URL"))
-}
+use artifactd_tests::{Apt, Server, dpkg_deb, dpkg_source, run, tool};
 
 fn upload(s: &Server, version: &str) {
     let (f, b) = dpkg_deb(&s.scratch("debs"), "ret-tool", version, "amd64", "");
@@ -78,7 +57,9 @@ fn retention_keeps_the_last_versions_pins_and_snapshots() {
     let s = Server::start();
     upload(&s, "1.0-1");
     // The snapshot holds 1.0-1 only.
-    run(rpcli(&s).args(["apt", "snapshot", "create", "ret", "stable", "rel-1"]));
+    run(s
+        .rpcli()
+        .args(["apt", "snapshot", "create", "ret", "stable", "rel-1"]));
     upload(&s, "1.1-1");
     // Bad settings are refused with the rule.
     for (patch, needle) in [
@@ -93,7 +74,7 @@ fn retention_keeps_the_last_versions_pins_and_snapshots() {
         assert_eq!(r.status, 400, "{}", r.text());
         assert!(r.error().contains(needle), "{}", r.error());
     }
-    run(rpcli(&s).args(["repo", "set", "apt/ret", "keep_last=2"]));
+    run(s.rpcli().args(["repo", "set", "apt/ret", "keep_last=2"]));
     let held = "pool/main/r/ret-tool/ret-tool_1.0-1_amd64.deb";
     let held_bytes = s.get(&format!("/repo/apt/ret/{held}")).body;
 
@@ -121,10 +102,14 @@ fn retention_keeps_the_last_versions_pins_and_snapshots() {
         "{audit}"
     );
     // A pinned version stays; a young one stays while keep_min_age protects it.
-    run(rpcli(&s).args(["repo", "set", "apt/ret", "pins=ret-tool=1.2-1"]));
+    run(s
+        .rpcli()
+        .args(["repo", "set", "apt/ret", "pins=ret-tool=1.2-1"]));
     upload(&s, "1.4-1");
     assert_eq!(apt_versions(&s), ["1.4-1", "1.3-1", "1.2-1", "1.0-1"]);
-    run(rpcli(&s).args(["repo", "set", "apt/ret", "pins=", "keep_min_age=1d"]));
+    run(s
+        .rpcli()
+        .args(["repo", "set", "apt/ret", "pins=", "keep_min_age=1d"]));
     upload(&s, "1.5-1");
     assert_eq!(
         apt_versions(&s),
@@ -132,10 +117,12 @@ fn retention_keeps_the_last_versions_pins_and_snapshots() {
     );
 
     // gc applies retention too: --dry-run shows what would go and removes nothing.
-    run(rpcli(&s).args(["repo", "set", "apt/ret", "keep_min_age="]));
-    run(rpcli(&s).args(["apt", "snapshot", "delete", "ret", "stable", "rel-1"]));
+    run(s.rpcli().args(["repo", "set", "apt/ret", "keep_min_age="]));
+    run(s
+        .rpcli()
+        .args(["apt", "snapshot", "delete", "ret", "stable", "rel-1"]));
     let stored = s.stored_files();
-    let out = gc(&s, &["--dry-run"]);
+    let out = s.task_ok(&["gc", "--dry-run"]);
     for v in ["1.0-1", "1.2-1", "1.3-1"] {
         assert!(
             out.contains(&format!(
@@ -149,7 +136,7 @@ fn retention_keeps_the_last_versions_pins_and_snapshots() {
         "{out}"
     );
     assert_eq!(s.stored_files(), stored, "a dry run changes nothing");
-    let out = gc(&s, &["--grace-secs", "0"]);
+    let out = s.task_ok(&["gc", "--grace-secs", "0"]);
     assert!(
         out.contains("retention removed apt/ret (stable) ret-tool 1.0-1"),
         "{out}"
@@ -176,7 +163,8 @@ fn retention_keeps_the_upstream_tarball_a_newer_revision_needs_and_counts_pypi_p
     let work = s.scratch("src");
     let first = dpkg_source(&work, "keep", "1.0-1");
     let up = |dsc: &std::path::Path| {
-        let out = run(rpcli(&s)
+        let out = run(s
+            .rpcli()
             .args([
                 "upload",
                 "-y",
@@ -191,7 +179,7 @@ fn retention_keeps_the_upstream_tarball_a_newer_revision_needs_and_counts_pypi_p
         assert!(out.contains("stored"), "{out}");
     };
     up(&first);
-    run(rpcli(&s).args(["repo", "set", "apt/ret", "keep_last=1"]));
+    run(s.rpcli().args(["repo", "set", "apt/ret", "keep_last=1"]));
     let second = dpkg_source(&work, "keep", "1.0-2");
     up(&second);
     let pool = "/repo/apt/ret/pool/main/k/keep";
@@ -219,7 +207,7 @@ fn retention_keeps_the_upstream_tarball_a_newer_revision_needs_and_counts_pypi_p
         let r = s.addpkg("provider=pypi&reponame=ret", &name, &bytes);
         assert_eq!(r.status, 201, "{}", r.text());
         if v == "9.0" {
-            run(rpcli(&s).args(["repo", "set", "pypi/ret", "keep_last=1"]));
+            run(s.rpcli().args(["repo", "set", "pypi/ret", "keep_last=1"]));
         }
     }
     let page = s.get("/repo/pypi/ret/simple/ret-pkg/").text();

@@ -3,18 +3,8 @@
 //! and read back by `apt-get source` and `dpkg-source -x`.
 
 use std::path::Path;
-use std::process::Command;
 
-use artifactd_tests::{Apt, Server, bin, dpkg_deb, dpkg_source, run, sha256_hex, tool, try_run};
-
-fn rpcli(s: &Server) -> Command {
-    let mut c = Command::new(bin("rpcli"));
-    c.arg("-s")
-        .arg(s.url(""))
-        .env("ARTIFACTD_TOKEN", &s.token)
-        .env_remove("ARTIFACTD_URL");
-    c
-}
+use artifactd_tests::{Apt, Server, dpkg_deb, dpkg_source, run, sha256_hex, tool, try_run};
 
 /// The files of one upload form, as (name, bytes).
 type Form = Vec<(String, Vec<u8>)>;
@@ -128,7 +118,8 @@ fn source_packages_upload_whole_and_apt_get_source_reads_them() {
     assert_eq!(s.get("/repo/apt/src/dists/stable/InRelease").status, 404);
 
     // rpcli sends the files the .dsc lists along with it.
-    let out = run(rpcli(&s)
+    let out = run(s
+        .rpcli()
         .args([
             "upload",
             "-y",

@@ -244,6 +244,44 @@ impl Server {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// Runs `artifactd ARGS…` (a task such as `gc` or `fsck`) on this server's data with its
+    /// environment; its exit code and what it printed (stdout, then stderr).
+    pub fn task(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(bin(&self.opts.bin))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("S3_URL")
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run the artifactd task");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// `artifactd ARGS…` as [`Server::task`], which must succeed; what it printed.
+    pub fn task_ok(&self, args: &[&str]) -> String {
+        let (code, out) = self.task(args);
+        assert_eq!(code, 0, "artifactd {args:?}: {out}");
+        out
+    }
+
+    /// `rpcli -s URL` with the admin token.
+    pub fn rpcli(&self) -> Command {
+        let mut c = Command::new(bin("rpcli"));
+        c.arg("-s")
+            .arg(self.url(""))
+            .env("ARTIFACTD_TOKEN", &self.token)
+            .env_remove("ARTIFACTD_URL");
+        c
+    }
+
     /// What the server logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

@@ -5,6 +5,7 @@ mod api_keys;
 mod api_repos;
 mod body;
 mod browse;
+mod check;
 mod error;
 mod extract;
 mod forms;

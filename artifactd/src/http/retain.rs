@@ -92,20 +92,7 @@ impl AppState {
             let Ok(provider) = self.inner.registry.get(&row.provider).cloned() else {
                 continue;
             };
-            // No request names the host: the configured base URL, else the listen address.
-            let base = self
-                .inner
-                .config
-                .base_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", self.inner.config.listen));
-            let cx = self.context(
-                &row.provider,
-                &row.name,
-                Some(&row),
-                auth.principal.clone(),
-                &base,
-            );
+            let cx = self.task_context(&auth, &row);
             let gone = self
                 .retain(&auth, &provider, &row, &cx, None, dry_run)
                 .await?;

@@ -321,6 +321,16 @@ pub async fn publish(cx: &RepoContext, dist: &str, full: bool, node: &Node) -> R
     Ok(Published::Full)
 }
 
+/// Lays a dist out again from all its records, writing every index file even where the
+/// published one looks unchanged (a repair after index files were lost).
+///
+/// # Errors
+/// Catalog, storage and signing failures.
+pub async fn rebuild(cx: &RepoContext, dist: &str, node: &Node) -> Result<()> {
+    let generation = cx.catalog.generation().await?;
+    publish_all(cx, dist, generation, None, node).await
+}
+
 /// The full publish.
 async fn publish_all(
     cx: &RepoContext,

@@ -13,6 +13,7 @@
 //! `promote`.
 
 mod changes;
+mod check;
 mod contents;
 mod deb;
 mod draft;
@@ -36,9 +37,9 @@ use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::serde_json::json;
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
-    BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
-    ProxyFormat, RepoContext, Result, RetentionUnit, ServeRequest, ServeResponse, Staging,
-    UploadOutcome, UploadRequest, UploadedFile, async_trait,
+    BlobRef, CheckReport, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider,
+    ProviderFactory, ProxyFormat, RepoContext, Result, RetentionUnit, ServeRequest, ServeResponse,
+    Staging, UploadOutcome, UploadRequest, UploadedFile, async_trait,
 };
 
 pub use deb::{Control, control_text, parse_control, valid_package_name, valid_version};
@@ -331,6 +332,10 @@ impl Provider for AptProvider {
         Some(deb::compare_versions(a, b))
     }
 
+    async fn check(&self, cx: &RepoContext) -> Result<CheckReport> {
+        check::check(cx, &self.node).await
+    }
+
     async fn upload(&self, cx: &RepoContext, req: UploadRequest) -> Result<UploadOutcome> {
         match req.native_path.as_deref() {
             Some(p) if p.starts_with(changes::INCOMING) => {
@@ -368,6 +373,10 @@ impl Provider for AptProvider {
         };
         let full = !matches!(scope, IndexScope::Scopes(_));
         for dist in dists {
+            if scope == IndexScope::Rebuild {
+                index::rebuild(cx, &dist, &self.node).await?;
+                continue;
+            }
             let _how = index::publish(cx, &dist, full, &self.node).await?;
             #[cfg(test)]
             self.published
