@@ -98,15 +98,45 @@ pub async fn ensure_bucket(cfg: &S3Config, virtual_hosted: bool) -> Result<(), S
         }
         return Ok(());
     }
-    let code = text
-        .split("<Code>")
-        .nth(1)
-        .and_then(|t| t.split("</Code>").next())
-        .unwrap_or("no error code");
-    Err(fail(format!(
+    let code = element(&text, "Code").unwrap_or("no error code");
+    let mut message = format!(
         "creating bucket {:?} at {} answered {status} ({code})",
         cfg.bucket, cfg.endpoint
-    )))
+    );
+    if let Some(m) = element(&text, "Message") {
+        message.push_str(&format!(": {m}"));
+    }
+    if let Some(expected) = expected_region(&text).filter(|r| *r != cfg.region) {
+        message.push_str(&format!(
+            "; the server expects region {expected:?}, not {:?}: set S3_REGION={expected} or add ?region={expected} to S3_URL",
+            cfg.region
+        ));
+    } else if code == "AuthorizationHeaderMalformed" {
+        message.push_str(&format!(
+            "; the request was signed for region {:?}: set S3_REGION (or ?region= in S3_URL) to the region the server is configured with (Garage: s3_region in garage.toml)",
+            cfg.region
+        ));
+    }
+    Err(fail(message))
+}
+
+/// The text of the first `<name>` element of an S3 error body.
+fn element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = body[start..].find(&format!("</{name}>"))?;
+    Some(body[start..start + len].trim()).filter(|t| !t.is_empty())
+}
+
+/// The region an S3 error body says the server expects: AWS names it in `<Region>`, and in
+/// its message as "expecting 'R'".
+fn expected_region(body: &str) -> Option<&str> {
+    if let Some(r) = element(body, "Region") {
+        return Some(r);
+    }
+    let message = element(body, "Message")?;
+    let at = message.find("expecting '")? + "expecting '".len();
+    let len = message[at..].find('\'')?;
+    Some(&message[at..at + len]).filter(|r| !r.is_empty())
 }
 
 /// Access key and secret: from the URL, else the standard AWS environment variables.
@@ -118,4 +148,21 @@ pub fn credentials(cfg: &S3Config) -> (String, String) {
         std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
         std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expected_region_is_read_from_the_error_body() {
+        let aws = "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>";
+        assert_eq!(expected_region(aws), Some("eu-west-1"));
+        let message_only = "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; expecting 'garage'</Message></Error>";
+        assert_eq!(expected_region(message_only), Some("garage"));
+        let none = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+        assert_eq!(expected_region(none), None);
+        assert_eq!(element(none, "Code"), Some("AccessDenied"));
+        assert_eq!(element("", "Code"), None);
+    }
 }
