@@ -50,9 +50,14 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
         serde_json::json!({"dist": "x"}),
     );
     assert_eq!(r.status, 400, "{}", r.text());
-    let r = call(&s, Some(&s.token), "snapshots", body.clone());
-    assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(r.json()["files"], 2);
+    // rpcli takes it (the JSON call underneath: `POST snapshots {"name"}`).
+    let out = run(s
+        .rpcli()
+        .args(["pypi", "snapshot", "create", "rel", "release-1"]));
+    assert!(
+        out.starts_with("snapshot release-1: 2 file(s), http://"),
+        "{out}"
+    );
     let r = call(&s, Some(&s.token), "snapshots", body.clone());
     assert_eq!(r.status, 409, "snapshots never change: {}", r.text());
 
@@ -68,6 +73,8 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
     let snap = s.url("/repo/pypi/rel/snapshots/release-1/");
     let listed = s.get("/repo/pypi/rel/snapshots/").json();
     assert_eq!(listed["snapshots"][0]["name"], "release-1", "{listed}");
+    let out = run(s.rpcli().args(["pypi", "snapshot", "list", "rel"]));
+    assert_eq!(out.trim(), format!("release-1 {snap}"));
     let page = s
         .get_with(
             "/repo/pypi/rel/snapshots/release-1/simple/dep-lib/",
@@ -112,8 +119,10 @@ fn pip_installs_from_a_snapshot_after_the_index_moved_on() {
     assert_eq!(version(&live), "2.0");
 
     // Removing the snapshot ends it; gc then takes the file no record refers to.
-    let r = call(&s, Some(&s.token), "snapshots/remove", body.clone());
-    assert_eq!(r.status, 200, "{}", r.text());
+    let out = run(s
+        .rpcli()
+        .args(["pypi", "snapshot", "delete", "rel", "release-1"]));
+    assert_eq!(out.trim(), "deleted snapshot release-1");
     assert_eq!(s.get("/repo/pypi/rel/snapshots/release-1/").status, 404);
     assert_eq!(
         call(&s, Some(&s.token), "snapshots/remove", body).status,

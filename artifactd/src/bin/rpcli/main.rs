@@ -6,6 +6,7 @@
 mod apt;
 mod client;
 mod key;
+mod pypi;
 mod repo;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use apt::AptCmd;
 use client::{Client, enc};
 use key::KeyCmd;
+use pypi::PypiCmd;
 use repo::RepoCmd;
 
 #[derive(Debug, Parser)]
@@ -128,6 +130,11 @@ enum Cmd {
     Apt {
         #[command(subcommand)]
         action: AptCmd,
+    },
+    /// PyPI repos: snapshots.
+    Pypi {
+        #[command(subcommand)]
+        action: PypiCmd,
     },
     /// A repo's signing keys: list, add (rotation), retire.
     Key {
@@ -380,6 +387,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Cmd::Repo { action } => repo::run(&c, action, &out)?,
         Cmd::Apt { action } => apt::run(&c, action, &out)?,
+        Cmd::Pypi { action } => pypi::run(&c, action, &out)?,
         Cmd::Key { action } => key::run(&c, action, &out)?,
     }
     Ok(())
