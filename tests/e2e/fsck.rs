@@ -53,6 +53,33 @@ fn fsck_finds_each_kind_of_damage_and_repair_fixes_what_it_can() {
         "{out}"
     );
 
+    // A second wheel loses its core metadata (PEP 658), which its page announces.
+    let (meta_wheel, meta_bytes) = Dist::new("unannounced", "1.0").wheel();
+    assert_eq!(
+        s.addpkg("provider=pypi&reponame=team", &meta_wheel, &meta_bytes)
+            .status,
+        201
+    );
+    std::fs::remove_file(
+        s.data_dir()
+            .join("blobs/derived/pypi/team/metadata")
+            .join(sha256_hex(&meta_bytes)),
+    )
+    .expect("delete the core metadata");
+    let (code, out) = s.task(&["fsck"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "pypi/team files/{meta_wheel}.metadata: The core metadata the page announces is missing"
+        )),
+        "{out}"
+    );
+    assert!(
+        s.addpkg("provider=pypi&reponame=team", &meta_wheel, &meta_bytes)
+            .status
+            < 300
+    );
+
     // A by-hash file the Release lists is deleted.
     let release = s.get("/repo/apt/deb/dists/stable/Release").text();
     let gz_sha = release

@@ -34,9 +34,9 @@ use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::serde_json::{Value, json};
 use artifactd_plugin_api::ui::{FileView, RepoView};
 use artifactd_plugin_api::{
-    BlobRef, Error, FileRecord, IndexScope, ListQuery, NewRecord, Provider, ProviderFactory,
-    ProxyFormat, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome, UploadRequest,
-    async_trait,
+    BlobRef, CheckReport, Error, FileRecord, IndexScope, ListQuery, NewRecord, Problem, Provider,
+    ProviderFactory, ProxyFormat, RepoContext, Result, ServeRequest, ServeResponse, UploadOutcome,
+    UploadRequest, async_trait,
 };
 use sha2::Digest as _;
 
@@ -215,6 +215,38 @@ impl Provider for PypiProvider {
         meta["metadata_sha256"] = json!(hex(&sha2::Sha256::digest(&raw_metadata)));
         Ok(UploadOutcome::one(record(meta))
             .with_derived(metadata_blob(&req.file.sha256), raw_metadata))
+    }
+
+    /// Pages are rendered from the catalog on demand and cannot drift from it; what can go is
+    /// a wheel's core metadata (PEP 658), which its pages announce by hash.
+    async fn check(&self, cx: &RepoContext) -> Result<CheckReport> {
+        use artifactd_plugin_api::object_store::ObjectStoreExt as _;
+        let mut report = CheckReport::default();
+        for r in cx.catalog.list(ListQuery::all()).await? {
+            let Some(want) = r.meta.get("metadata_sha256").and_then(Value::as_str) else {
+                continue;
+            };
+            let path = format!("{}.metadata", r.path);
+            match cx.blobs.get(&metadata_blob(&r.sha256)).await {
+                Ok(got) => {
+                    let digest = hex(&sha2::Sha256::digest(got.bytes().await?));
+                    if digest != want {
+                        report.problems.push(Problem::new(
+                            path,
+                            format!("The core metadata hashes to {digest}; the page announces {want}: upload the file again."),
+                        ));
+                    }
+                }
+                Err(artifactd_plugin_api::object_store::Error::NotFound { .. }) => {
+                    report.problems.push(Problem::new(
+                        path,
+                        "The core metadata the page announces is missing: upload the file again.",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(report)
     }
 
     async fn index(&self, cx: &RepoContext, _scope: IndexScope) -> Result<()> {
