@@ -114,6 +114,21 @@ pub enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Write repos (their catalog rows, signing keys, blobs and published files) to a new
+    /// folder, for a backup or a move to other backends.
+    Export {
+        /// PROVIDER/NAME of each repo; every repo (and the tokens) when none is named.
+        repos: Vec<String>,
+        /// The folder to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Read an export into this server's database and blob store (its repos must not exist).
+    Import {
+        /// The export folder.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// A setting that cannot work, named so the operator can fix it.

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod config;
 mod conn;
@@ -87,46 +88,57 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(config::Command::Gc {
-        grace_secs,
-        dry_run,
-    }) = args.command
+    type TaskResult = Result<(String, bool), Box<dyn std::error::Error + Send + Sync>>;
+    // A task prints its report and exits 0, 1 when it found problems, 2 when it failed.
+    let task = |fut: std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult>>>| match rt
+        .block_on(fut)
     {
-        return rt.block_on(async move {
-            match gc::collect(builder, config, grace_secs, dry_run).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("artifactd: {}", error_chain(e.as_ref()));
-                    ExitCode::FAILURE
-                }
+        Ok((report, clean)) => {
+            println!("{report}");
+            if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
-        });
-    }
-    if let Some(config::Command::Fsck {
-        deep,
-        repair,
-        grace_secs,
-    }) = args.command
-    {
-        return rt.block_on(async move {
-            match fsck::run(builder, config, deep, repair, grace_secs).await {
-                Ok(outcome) => {
-                    println!("{}", outcome.report);
-                    if outcome.clean {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
-                Err(e) => {
-                    eprintln!("artifactd: {}", error_chain(e.as_ref()));
-                    ExitCode::from(2)
-                }
-            }
-        });
+        }
+        Err(e) => {
+            eprintln!("artifactd: {}", error_chain(e.as_ref()));
+            ExitCode::from(2)
+        }
+    };
+    match args.command {
+        Some(config::Command::Gc {
+            grace_secs,
+            dry_run,
+        }) => {
+            return task(Box::pin(async move {
+                Ok((
+                    gc::collect(builder, config, grace_secs, dry_run).await?,
+                    true,
+                ))
+            }));
+        }
+        Some(config::Command::Fsck {
+            deep,
+            repair,
+            grace_secs,
+        }) => {
+            return task(Box::pin(async move {
+                let o = fsck::run(builder, config, deep, repair, grace_secs).await?;
+                Ok((o.report, o.clean))
+            }));
+        }
+        Some(config::Command::Export { repos, to }) => {
+            return task(Box::pin(async move {
+                Ok((backup::export(&config, &repos, &to).await?, true))
+            }));
+        }
+        Some(config::Command::Import { from }) => {
+            return task(Box::pin(async move {
+                Ok((backup::import(&config, &from).await?, true))
+            }));
+        }
+        Some(config::Command::Serve) | None => {}
     }
     rt.block_on(async move {
         let server = match builder.build(config).await {

@@ -167,11 +167,19 @@ impl BlobStore {
                 return Ok(());
             }
         }
+        self.put_file(&key, file).await
+    }
+
+    /// Stores the local file `file` under `key`, streamed in parts (the file stays).
+    ///
+    /// # Errors
+    /// Storage and file I/O failures.
+    pub async fn put_file(&self, key: &BlobPath, file: &Path) -> Result<()> {
         let mut f = tokio::fs::File::open(file).await?;
         let size = f.metadata().await?.len();
         let part = usize::try_from(MIN_PART_SIZE.max(size.div_ceil(9_000)))
             .map_err(|_| Error::internal_msg("the file is too large for a multipart upload"))?;
-        let upload = self.store.put_multipart(&key).await?;
+        let upload = self.store.put_multipart(key).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -217,9 +225,18 @@ impl BlobStore {
     /// # Errors
     /// Storage and file I/O failures.
     pub async fn content_to_file(&self, sha256: &str, file: &Path) -> Result<bool> {
+        self.get_to_file(&StorageKey::Content(sha256).path(), file)
+            .await
+    }
+
+    /// Copies the blob `key` into the local file `file`, streamed; `false` when it is missing.
+    ///
+    /// # Errors
+    /// Storage and file I/O failures.
+    pub async fn get_to_file(&self, key: &BlobPath, file: &Path) -> Result<bool> {
         use futures_util::StreamExt as _;
         use tokio::io::AsyncWriteExt as _;
-        let got = match self.store.get(&StorageKey::Content(sha256).path()).await {
+        let got = match self.store.get(key).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(Error::Storage(e)),
@@ -231,6 +248,20 @@ impl BlobStore {
         }
         out.flush().await?;
         Ok(true)
+    }
+
+    /// Every blob below `prefix`, as its key.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn keys_under(&self, prefix: &BlobPath) -> Result<Vec<BlobPath>> {
+        use futures_util::StreamExt as _;
+        let mut listing = self.store.list(Some(prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            out.push(meta?.location);
+        }
+        Ok(out)
     }
 
     /// Removes a content blob (missing is fine).

@@ -50,6 +50,8 @@ mod observe;
 mod metrics;
 // artifactd fsck: finding damage and repairing it.
 mod fsck;
+// artifactd export and import across backend pairs.
+mod backup;
 // The web UI in headless Chromium.
 mod ui;
 // Hostile uploads on every path, slow clients.

@@ -5,10 +5,13 @@ pub mod repo {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "repos")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
         pub provider: String,
         pub name: String,
@@ -37,11 +40,15 @@ pub mod file {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "files")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
+        #[serde(default)]
         pub repo_id: i64,
         pub scope: String,
         pub path: String,
@@ -69,10 +76,13 @@ pub mod signing_key {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "signing_keys")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
+        #[serde(default)]
         pub repo_id: i64,
         /// The armored secret key (unprotected).
         #[sea_orm(column_type = "Text")]
@@ -93,10 +103,13 @@ pub mod token {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "tokens")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
         pub name: String,
         pub token_hash: String,
@@ -118,10 +131,13 @@ pub mod audit {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "audit")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
         pub at: i64,
         pub principal: String,
@@ -140,10 +156,13 @@ pub mod publish_lock {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "publish_locks")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
+        #[serde(default)]
         pub repo_id: i64,
     }
 
@@ -155,11 +174,15 @@ pub mod proxy_entry {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "proxy_entries")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
+        #[serde(default)]
         pub repo_id: i64,
         /// `page:<project>` or `file:<filename>`.
         pub key: String,
@@ -181,11 +204,15 @@ pub mod blob_hold {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "blob_holds")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
+        #[serde(default)]
         pub repo_id: i64,
         /// The provider's name for the hold (`snapshot:<name>/<dist>`).
         pub tag: String,
@@ -200,11 +227,15 @@ pub mod incoming_file {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "incoming_files")]
     pub struct Model {
         #[sea_orm(primary_key)]
+        #[serde(default)]
         pub id: i64,
+        #[serde(default)]
         pub repo_id: i64,
         /// The principal's label: each uploader has its own staging area.
         pub uploader: String,
