@@ -123,11 +123,33 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
-    /// Read an export into this server's database and blob store (its repos must not exist).
+    /// Read an export into this server's database and blob store (`import --from DIR`; its
+    /// repos must not exist), or take over an existing repo: `import pypi REPO --from-dir DIR`
+    /// (a pypiserver packages folder), `import apt REPO --from-apt DIR_OR_URL --dist D [--key
+    /// FILE]` (a published APT repo, e.g. of reprepro or aptly, and its old signing key).
     Import {
-        /// The export folder.
+        /// `pypi` or `apt`, to take over an existing repo.
+        provider: Option<String>,
+        /// The repo to import into.
+        repo: Option<String>,
+        /// An export folder (`artifactd export`).
         #[arg(long)]
-        from: PathBuf,
+        from: Option<PathBuf>,
+        /// A pypiserver packages folder.
+        #[arg(long)]
+        from_dir: Option<PathBuf>,
+        /// A published APT repo: the folder or URL that holds `dists/` and `pool/`.
+        #[arg(long)]
+        from_apt: Option<String>,
+        /// The dist to import from the APT repo.
+        #[arg(long)]
+        dist: Option<String>,
+        /// The APT repo's armored secret signing key, to sign with it from now on.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Its passphrase.
+        #[arg(long, env = "ARTIFACTD_KEY_PASSPHRASE", hide_env_values = true)]
+        passphrase: Option<String>,
     },
 }
 

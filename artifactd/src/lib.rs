@@ -133,9 +133,43 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
                 Ok((backup::export(&config, &repos, &to).await?, true))
             }));
         }
-        Some(config::Command::Import { from }) => {
+        Some(config::Command::Import {
+            provider,
+            repo,
+            from,
+            from_dir,
+            from_apt,
+            dist,
+            key,
+            passphrase,
+        }) => {
             return task(Box::pin(async move {
-                Ok((backup::import(&config, &from).await?, true))
+                let usage = "use `import --from EXPORT`, `import pypi REPO --from-dir DIR` or `import apt REPO --from-apt DIR_OR_URL --dist DIST`";
+                let adopted = match (provider.as_deref(), repo, from, from_dir, from_apt, dist) {
+                    (None, None, Some(from), None, None, None) => {
+                        return Ok((backup::import(&config, &from).await?, true));
+                    }
+                    (Some("pypi"), Some(repo), None, Some(dir), None, None) => {
+                        let state = builder.build_state(config).await?;
+                        state.adopt_pypi_dir(&repo, &dir).await?
+                    }
+                    (Some("apt"), Some(repo), None, None, Some(at), Some(dist)) => {
+                        let key = match key {
+                            Some(k) => Some((
+                                std::fs::read_to_string(&k).map_err(|e| {
+                                    format!("--key: cannot read {}: {e}", k.display())
+                                })?,
+                                passphrase,
+                            )),
+                            None => None,
+                        };
+                        let state = builder.build_state(config).await?;
+                        state.adopt_apt(&repo, &at, &dist, key).await?
+                    }
+                    _ => return Err(usage.into()),
+                };
+                let clean = adopted.refused.is_empty();
+                Ok((adopted.to_string(), clean))
             }));
         }
         Some(config::Command::Serve) | None => {}

@@ -52,6 +52,8 @@ mod metrics;
 mod fsck;
 // artifactd export and import across backend pairs.
 mod backup;
+// Taking over pypiserver, reprepro and aptly repos.
+mod adopt;
 // The web UI in headless Chromium.
 mod ui;
 // Hostile uploads on every path, slow clients.

@@ -16,7 +16,7 @@ pub struct Clients {
 /// Pins: twine 6.2 and later accept `--skip-existing` only for pypi.org.
 /// `moto[server]` is the S3-compatible server the storage tests run against; `schemathesis`
 /// checks the live JSON API against its OpenAPI document; `prometheus_client`'s parsers read
-/// `/metrics` as Prometheus does.
+/// `/metrics` as Prometheus does; `pypiserver` fills the packages folder artifactd imports.
 const CLIENT_REQUIREMENTS: &[&str] = &[
     "pip>=25",
     "uv>=0.5",
@@ -24,6 +24,8 @@ const CLIENT_REQUIREMENTS: &[&str] = &[
     "moto[server]>=5",
     "schemathesis==4.32.5",
     "prometheus_client==0.26.0",
+    "pypiserver==2.3.2",
+    "passlib>=1.7",
 ];
 
 fn ensure_clients() -> Clients {

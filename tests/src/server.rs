@@ -245,7 +245,8 @@ impl Server {
     }
 
     /// Runs `artifactd ARGS…` (a task such as `gc` or `fsck`) on this server's data with its
-    /// environment; its exit code and what it printed (stdout, then stderr).
+    /// environment; its exit code and what it printed (stdout, then stderr: warnings and
+    /// errors).
     pub fn task(&self, args: &[&str]) -> (i32, String) {
         let out = Command::new(bin(&self.opts.bin))
             .arg("--data-dir")
@@ -255,6 +256,8 @@ impl Server {
             .env_remove("S3_URL")
             .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NO_COLOR", "1")
+            // The report, and warnings; not the progress lines.
+            .env("ARTIFACTD_LOG", "warn")
             .output()
             .expect("run the artifactd task");
         let text = format!(

@@ -1,5 +1,6 @@
 //! The HTTP surface the host owns: `/addpkg`, the `/repo/...` mounts, pages and health.
 
+mod adopt;
 mod api;
 mod api_keys;
 mod api_repos;
@@ -36,6 +37,7 @@ use axum::routing::{get, post};
 use http::header::HOST;
 use http::{HeaderMap, Method, StatusCode};
 
+pub use adopt::Adopted;
 pub use error::ApiError;
 use ingest::{addpkg, ingest};
 use publish::Published;
