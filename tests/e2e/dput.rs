@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use artifactd_tests::{Apt, Server, dpkg_changes, dpkg_deb, dpkg_source, run, tool};
+use artifactd_tests::{Apt, Server, TlsFront, dpkg_changes, dpkg_deb, dpkg_source, run, tool};
 
 const REPO: &str = "/repo/apt/dp";
 
@@ -16,21 +16,37 @@ const REPO: &str = "/repo/apt/dp";
 /// asks for after the server's Basic challenge (read from stdin: `setsid` leaves it no
 /// terminal). Returns whether it succeeded and its output.
 fn dput(s: &Server, work: &Path, changes: &Path) -> (bool, String) {
-    tool("dput");
     let host = s.url("");
     let fqdn = host
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
+    dput_to(s, work, changes, "http", &fqdn, None)
+}
+
+/// dput with `method` to `fqdn`; with `ca`, the certificate it trusts for HTTPS.
+fn dput_to(
+    s: &Server,
+    work: &Path,
+    changes: &Path,
+    method: &str,
+    fqdn: &str,
+    ca: Option<&Path>,
+) -> (bool, String) {
+    tool("dput");
     let conf = work.join("dput.cf");
     std::fs::write(
         &conf,
         format!(
-            "[artifactd]\nmethod = http\nfqdn = {fqdn}\nincoming = {REPO}/incoming\nlogin = ci\nallow_unsigned_uploads = 1\n"
+            "[artifactd]\nmethod = {method}\nfqdn = {fqdn}\nincoming = {REPO}/incoming\nlogin = ci\nallow_unsigned_uploads = 1\n"
         ),
     )
     .expect("dput config");
-    let mut child = Command::new("setsid")
+    let mut cmd = Command::new("setsid");
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    let mut child = cmd
         .arg("--wait")
         .arg("dput")
         .arg("--config")
@@ -280,4 +296,27 @@ fn a_repo_with_an_uploader_keyring_takes_only_changes_signed_by_it() {
         .get(&format!("{REPO}/dists/stable/main/binary-amd64/Packages"))
         .text();
     assert!(packages.contains("Version: 2.0-1\n"), "{packages}");
+}
+
+#[test]
+fn dput_uploads_over_https_through_a_tls_front() {
+    let s = Server::start();
+    let work = s.scratch("dput-https");
+    let changes = build(&work, "3.0-1", "testing");
+    let upstream = s
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let front = TlsFront::start(&upstream, &s.scratch("tls"));
+    let fqdn = format!("127.0.0.1:{}", front.port);
+    // dput checks the certificate: one it does not trust fails the upload, nothing lands.
+    let (ok, out) = dput_to(&s, &work, &changes, "https", &fqdn, None);
+    assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
+    let (ok, out) = dput_to(&s, &work, &changes, "https", &fqdn, Some(&front.cert));
+    assert!(ok, "{out}");
+    let packages = s
+        .get(&format!("{REPO}/dists/testing/main/binary-amd64/Packages"))
+        .text();
+    assert!(packages.contains("Version: 3.0-1\n"), "{packages}");
 }

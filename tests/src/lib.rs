@@ -11,6 +11,7 @@ mod proxy;
 mod python;
 mod s3;
 mod server;
+mod tls;
 mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use proxy::TcpProxy;
 pub use python::{Clients, clients, isolated, real_wheel};
 pub use s3::S3Server;
 pub use server::{Options, Resp, Server, addpkg_raw};
+pub use tls::TlsFront;
 pub use upstream::{Route, Upstream};
 
 /// The SHA-256 of `bytes` in lowercase hex, as `Release` files and PyPI links name it.
