@@ -63,9 +63,11 @@ impl TlsFront {
             .stderr(Stdio::null())
             .spawn()
             .expect("nginx");
+        // Killed on drop, also when it never listens.
+        let front = Self { child, port, cert };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port, cert };
+                return front;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
