@@ -1,7 +1,8 @@
 //! Taking over existing repos in place (`artifactd import pypi|apt`): a pypiserver packages
 //! folder, or a published APT repo (reprepro, aptly, another archive) read from a folder or a
 //! URL. Every file goes through the normal upload flow, so it is checked as an upload is; a
-//! file that is refused is reported and the rest goes on.
+//! file that is refused is reported and the rest goes on. The repo is published once, at the
+//! end, not after each file.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -10,7 +11,7 @@ use artifactd_plugin_api::DynProvider;
 use http::StatusCode;
 use sha2::Digest as _;
 
-use super::ingest::ingest;
+use super::ingest::{Flow, ingest};
 use super::upload::SpooledFile;
 use super::{ApiError, AppState, validate_repo_name};
 use crate::auth::Auth;
@@ -207,7 +208,7 @@ impl AppState {
             None,
             params,
             vec![file],
-            false,
+            Flow::Bulk,
         )
         .await
         {
@@ -221,6 +222,25 @@ impl AppState {
             Err(e) => return Err(e),
         }
         Ok(())
+    }
+
+    /// The one publish of an import, once its files are in.
+    async fn publish_imported(
+        &self,
+        provider: &DynProvider,
+        name: &str,
+        done: &Adopted,
+    ) -> Result<(), ApiError> {
+        if done.stored == 0 {
+            return Ok(());
+        }
+        let Some(row) = self.inner.db.repo(provider.kind(), name).await? else {
+            return Ok(());
+        };
+        let auth = Auth::system("import");
+        let cx = self.task_context(&auth, &row);
+        self.reindex(provider, row.id, &cx, artifactd_plugin_api::IndexScope::All)
+            .await
     }
 
     fn temp_file(&self) -> Result<tempfile::TempPath, ApiError> {
@@ -257,6 +277,7 @@ impl AppState {
             self.adopt_one(&auth, &provider, name, file, Vec::new(), &mut done)
                 .await?;
         }
+        self.publish_imported(&provider, name, &done).await?;
         Ok(done)
     }
 
@@ -348,8 +369,11 @@ impl AppState {
             }
         }
         if let Some((armored, passphrase)) = key {
+            // Its publish signs with the old key.
             self.adopt_key(&provider, name, &armored, passphrase.as_deref())
                 .await?;
+        } else {
+            self.publish_imported(&provider, name, &done).await?;
         }
         Ok(done)
     }

@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set};
 use serde_json::json;
 
-use super::ingest::ingest;
+use super::ingest::{Flow, ingest};
 use super::upload::{self, SpooledFile};
 use super::{ApiError, AppState};
 use crate::auth::{Auth, Scope};
@@ -120,7 +120,7 @@ pub(super) async fn put(
         Some(rest.to_owned()),
         Vec::new(),
         files,
-        true,
+        Flow::Staged,
     )
     .await?;
     let used: Vec<i64> = staged

@@ -65,7 +65,7 @@ pub(super) async fn addpkg(
         None,
         params,
         spooled.files,
-        false,
+        Flow::Form,
     )
     .await?;
     Ok(done.response)
@@ -86,6 +86,18 @@ pub(super) struct Ingested {
     pub used: Vec<String>,
 }
 
+/// How [`ingest`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Every file of the form must be used; retention and the publish follow.
+    Form,
+    /// The files come from a staging area (dput): those the upload does not use stay there.
+    Staged,
+    /// One of many files of an import: no retention, no publish (the import publishes once,
+    /// at its end).
+    Bulk,
+}
+
 /// The upload flow shared by `/addpkg` and the providers' own upload protocols. With `staged`,
 /// the files come from a staging area (dput) and those the upload does not use stay there;
 /// otherwise every file of the form must be used.
@@ -99,8 +111,9 @@ pub(super) async fn ingest(
     native_path: Option<String>,
     params: Vec<(String, String)>,
     files: Vec<SpooledFile>,
-    staged: bool,
+    flow: Flow,
 ) -> Result<Ingested, ApiError> {
+    let staged = flow == Flow::Staged;
     let kind = provider.kind();
     let principal = auth.principal.clone();
     let mut existing = st.inner.db.repo(kind, name).await?;
@@ -248,11 +261,11 @@ pub(super) async fn ingest(
         .collect();
     touched.sort();
     touched.dedup();
-    if !touched.is_empty() {
+    if !touched.is_empty() && flow != Flow::Bulk {
         st.retain(auth, provider, &row, &cx, Some(&touched), false)
             .await?;
     }
-    if !changed.is_empty() {
+    if !changed.is_empty() && flow != Flow::Bulk {
         let mut scopes = changed;
         scopes.sort();
         scopes.dedup();

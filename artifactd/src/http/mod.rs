@@ -39,7 +39,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 pub use adopt::Adopted;
 pub use error::ApiError;
-use ingest::{addpkg, ingest};
+use ingest::{Flow, addpkg, ingest};
 use publish::Published;
 use repo_routes::repo_dispatch;
 

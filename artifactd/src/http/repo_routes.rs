@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::upload::{self, Limits};
 use super::{
-    ApiError, AppState, auth_of, incoming, ingest, members, pages, respond, validate_repo_name,
+    ApiError, AppState, Flow, auth_of, incoming, ingest, members, pages, respond,
+    validate_repo_name,
 };
 use crate::auth::Scope;
 
@@ -224,7 +225,7 @@ pub(super) async fn repo_dispatch(
                 Some(rest),
                 params,
                 spooled.files,
-                false,
+                Flow::Form,
             )
             .await?;
             Ok(done.response)
