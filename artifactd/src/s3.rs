@@ -1,46 +1,27 @@
-//! S3 start-up: the bucket is created when missing (object_store has no call for that), with one
-//! request signed by AWS Signature Version 4.
+//! S3 start-up: the bucket is created when missing (object_store has no call for that), with
+//! one request that object_store's own SigV4 signer authorizes (a presigned URL).
 
-use ring::{digest, hmac};
+use object_store::aws::AmazonS3;
+use object_store::signer::Signer as _;
 
 use crate::config::S3Config;
 use crate::storage::StorageStartError;
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-fn mac(key: &[u8], data: &str) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
-/// Creates the bucket of `cfg`; a bucket that already exists (and is ours) is fine.
+/// Creates the bucket of `cfg` through `store`; a bucket that already exists (and is ours) is
+/// fine.
 ///
 /// # Errors
 /// [`StorageStartError::S3`] when the endpoint is unreachable or refuses.
-pub async fn ensure_bucket(cfg: &S3Config, virtual_hosted: bool) -> Result<(), StorageStartError> {
+pub async fn ensure_bucket(store: &AmazonS3, cfg: &S3Config) -> Result<(), StorageStartError> {
     let fail = |m: String| StorageStartError::S3(m);
-    let endpoint =
-        url::Url::parse(&cfg.endpoint).map_err(|e| fail(format!("bad endpoint: {e}")))?;
-    let host = endpoint
-        .host_str()
-        .ok_or_else(|| fail("the endpoint has no host".to_owned()))?;
-    let authority = match endpoint.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
-    };
-    let (host_header, path) = if virtual_hosted {
-        (format!("{}.{authority}", cfg.bucket), "/".to_owned())
-    } else {
-        (authority, format!("/{}", cfg.bucket))
-    };
-    let url = format!("{}://{host_header}{path}", endpoint.scheme());
+    let url = store
+        .signed_url(
+            http::Method::PUT,
+            &object_store::path::Path::from(""),
+            std::time::Duration::from_secs(300),
+        )
+        .await
+        .map_err(|e| fail(format!("cannot sign the bucket creation: {e}")))?;
     let body = if cfg.region == "us-east-1" {
         String::new()
     } else {
@@ -49,47 +30,25 @@ pub async fn ensure_bucket(cfg: &S3Config, virtual_hosted: bool) -> Result<(), S
             cfg.region
         )
     };
-    let (access, secret) = credentials(cfg);
-    let now = chrono::Utc::now();
-    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let day = now.format("%Y%m%d").to_string();
-    let payload_hash = sha256_hex(body.as_bytes());
-    let canonical = format!(
-        "PUT\n{path}\n\nhost:{host_header}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload_hash}"
-    );
-    let scope = format!("{day}/{}/s3/aws4_request", cfg.region);
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
-    );
-    let k_date = mac(format!("AWS4{secret}").as_bytes(), &day);
-    let k_region = mac(&k_date, &cfg.region);
-    let k_service = mac(&k_region, "s3");
-    let k_signing = mac(&k_service, "aws4_request");
-    let signature = hex(&mac(&k_signing, &to_sign));
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={access}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}"
-    );
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()
         .map_err(|e| fail(format!("cannot build an HTTP client: {e}")))?;
-    let resp = client
-        .put(&url)
-        .header("host", &host_header)
-        .header("x-amz-date", &amz_date)
-        .header("x-amz-content-sha256", &payload_hash)
-        .header("authorization", auth)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot reach {}: {}",
-                cfg.endpoint,
-                crate::error_chain(&e)
-            ))
-        })?;
+    // An empty body goes without a length header, which some stores refuse (411): say
+    // `Content-Length: 0` then.
+    let mut request = client.put(url);
+    if body.is_empty() {
+        request = request.header(reqwest::header::CONTENT_LENGTH, "0");
+    } else {
+        request = request.body(body);
+    }
+    let resp = request.send().await.map_err(|e| {
+        fail(format!(
+            "cannot reach {}: {}",
+            cfg.endpoint,
+            crate::error_chain(&e)
+        ))
+    })?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if status.is_success() || text.contains("BucketAlreadyOwnedByYou") {

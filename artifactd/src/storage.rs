@@ -98,7 +98,6 @@ impl BlobStore {
             BlobConfig::S3(cfg) => {
                 let virtual_hosted =
                     std::env::var("S3_VIRTUAL_HOSTED_STYLE").is_ok_and(|v| v == "1" || v == "true");
-                crate::s3::ensure_bucket(cfg, virtual_hosted).await?;
                 let (access, secret) = crate::s3::credentials(cfg);
                 let store = AmazonS3Builder::from_env()
                     .with_endpoint(&cfg.endpoint)
@@ -110,6 +109,7 @@ impl BlobStore {
                     .with_virtual_hosted_style_request(virtual_hosted)
                     .build()
                     .map_err(|e| StorageStartError::S3(e.to_string()))?;
+                crate::s3::ensure_bucket(&store, cfg).await?;
                 // One round trip now, so a wrong secret fails at start and not at the first upload.
                 let probe = BlobPath::from("artifactd/start-probe");
                 store

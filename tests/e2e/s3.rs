@@ -1,5 +1,7 @@
-//! S3 blob storage against a real S3-compatible server (moto) on loopback: pip and apt-get
-//! end to end, a restart, and the bucket created at start.
+//! S3 blob storage against Garage, a production S3 store, on loopback: pip and apt-get end to
+//! end, a restart, the bucket created at start, a 1 GiB file through with flat memory, and the
+//! region a new user forgets named at start; one small round trip against moto, a second
+//! implementation.
 
 use artifactd_apt::testing::Deb;
 use artifactd_pypi::testing::Dist;
@@ -179,6 +181,56 @@ fn a_1_gib_upload_streams_through_with_flat_memory() {
     assert!(
         peak.saturating_sub(before) <= 48 * 1024,
         "the download raised the server's RSS from {before} KiB to {peak} KiB"
+    );
+}
+
+#[test]
+fn a_second_s3_implementation_stores_and_serves_too() {
+    let s3 = S3Server::moto();
+    let s = Server::start_with(Options::default().env("S3_URL", s3.url("second")));
+    let (f, b) = artifactd_pypi::testing::Dist::new("on-moto", "1.0").wheel();
+    assert_eq!(s.addpkg("provider=pypi&reponame=m", &f, &b).status, 201);
+    assert_eq!(s.get(&format!("/repo/pypi/m/files/{f}")).body, b);
+    assert!(!s.data_dir().join("blobs").exists());
+}
+
+#[test]
+fn a_missing_region_is_named_at_start() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = std::process::Command::new(artifactd_tests::bin("artifactd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("S3_URL", s3.url_without_region("new-user"))
+        .env_remove("S3_REGION")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("artifactd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("artifactd started against Garage signing for the wrong region");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(2), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("artifactd:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("AuthorizationHeaderMalformed")
+            && line.contains(&format!("S3_REGION={}", artifactd_tests::GARAGE_REGION)),
+        "{line}"
     );
 }
 

@@ -24,7 +24,7 @@ pub use db::{Backend, backends, fresh_database};
 pub use provision::{need_python_venv, need_tool, need_tools, tool};
 pub use proxy::TcpProxy;
 pub use python::{Clients, clients, isolated, real_wheel};
-pub use s3::S3Server;
+pub use s3::{GARAGE_REGION, S3Server};
 pub use server::{Options, Resp, Server, addpkg_raw};
 pub use tls::TlsFront;
 pub use upstream::{Route, Upstream};
