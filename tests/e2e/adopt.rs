@@ -102,31 +102,21 @@ fn a_pypiserver_folder_is_taken_over_and_pip_installs_from_it() {
     // Something pypiserver keeps that is no distribution is left alone.
     std::fs::write(packages.join("README.txt"), b"notes").expect("notes");
 
-    let out = s.task_ok(&[
-        "import",
-        "pypi",
-        "team",
-        "--from-dir",
-        &packages.display().to_string(),
-    ]);
-    assert_eq!(out.trim(), "imported 3 file(s), 0 already there, 0 refused");
-    let out = s.task_ok(&[
-        "import",
-        "pypi",
-        "team",
-        "--from-dir",
-        &packages.display().to_string(),
-    ]);
-    assert_eq!(out.trim(), "imported 0 file(s), 3 already there, 0 refused");
+    let folder = packages.display().to_string();
+    let import = || s.task(&["import", "pypi", "team", "--from-dir", &folder]);
+    let (code, out) = import();
+    assert_eq!(
+        (code, out.trim()),
+        (0, "imported 3 file(s), 0 already there, 0 refused")
+    );
+    let (code, out) = import();
+    assert_eq!(
+        (code, out.trim()),
+        (0, "imported 0 file(s), 3 already there, 0 refused")
+    );
     // A broken file is named, the rest goes in; the exit code says so.
     std::fs::write(packages.join("broken-1.0-py3-none-any.whl"), b"not a zip").expect("broken");
-    let (code, out) = s.task(&[
-        "import",
-        "pypi",
-        "team",
-        "--from-dir",
-        &packages.display().to_string(),
-    ]);
+    let (code, out) = import();
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("refused broken-1.0-py3-none-any.whl: "),

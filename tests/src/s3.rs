@@ -114,10 +114,13 @@ impl S3Server {
                 ),
             )
         };
+        // `node id` reads the node's key from disk; the layout commands need the server's RPC
+        // port, so both must answer.
         let mut node = None;
-        for _ in 0..100 {
+        for _ in 0..200 {
+            let listening = std::net::TcpStream::connect(("127.0.0.1", rpc)).is_ok();
             let (ok, out) = cli(&["node", "id", "-q"]);
-            if ok {
+            if ok && listening {
                 node = out.trim().split('@').next().map(str::to_owned);
                 break;
             }
@@ -129,10 +132,18 @@ impl S3Server {
                 std::fs::read_to_string(dir.path().join("garage.log")).unwrap_or_default()
             )
         });
+        // A command right after the start may still find the node connecting: a few tries.
         let must = |args: &[&str]| {
-            let (ok, out) = cli(args);
-            assert!(ok, "garage {args:?}: {out}");
-            out
+            let mut last = String::new();
+            for _ in 0..20 {
+                let (ok, out) = cli(args);
+                if ok {
+                    return out;
+                }
+                last = out;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            panic!("garage {args:?}: {last}");
         };
         must(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         must(&["layout", "apply", "--version", "1"]);

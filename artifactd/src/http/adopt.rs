@@ -193,12 +193,7 @@ impl AppState {
         done: &mut Adopted,
     ) -> Result<(), ApiError> {
         let filename = file.filename.clone();
-        let base = self
-            .inner
-            .config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.inner.config.listen));
+        let base = self.task_base();
         match ingest(
             self,
             auth,

@@ -14,21 +14,24 @@ use crate::db::entities::repo;
 use crate::fsck::Finding;
 
 impl AppState {
-    /// The context of a task without a request (`gc`, `fsck`): the configured base URL, else
-    /// the listen address.
-    pub(super) fn task_context(&self, auth: &Auth, row: &repo::Model) -> RepoContext {
-        let base = self
-            .inner
+    /// The base URL of a task without a request (`gc`, `fsck`, `import`): the configured
+    /// one, else the listen address.
+    pub(super) fn task_base(&self) -> String {
+        self.inner
             .config
             .base_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.inner.config.listen));
+            .unwrap_or_else(|| format!("http://{}", self.inner.config.listen))
+    }
+
+    /// The context of a task on `row` (see [`AppState::task_base`]).
+    pub(super) fn task_context(&self, auth: &Auth, row: &repo::Model) -> RepoContext {
         self.context(
             &row.provider,
             &row.name,
             Some(row),
             auth.principal.clone(),
-            &base,
+            &self.task_base(),
         )
     }
 

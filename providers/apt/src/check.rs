@@ -162,7 +162,7 @@ fn packages_index(rel: &str) -> Option<(&str, &str)> {
 }
 
 /// `Filename → SHA256` of every stanza of a `Packages` text.
-fn listed(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn listed(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for stanza in text.split("\n\n") {
         let field = |name: &str| {

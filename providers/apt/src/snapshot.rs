@@ -85,18 +85,7 @@ async fn listed_files(
     }
     for rel in state.files.keys().filter(|r| r.ends_with("/Packages")) {
         let text = node.plain.plain(cx, state, rel).await?;
-        let text = String::from_utf8_lossy(&text);
-        for stanza in text.split("\n\n") {
-            let field = |name: &str| {
-                stanza
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(|v| v.trim().to_owned())
-            };
-            if let (Some(path), Some(sha)) = (field("Filename:"), field("SHA256:")) {
-                listed.insert(path, sha);
-            }
-        }
+        listed.extend(crate::check::listed(&String::from_utf8_lossy(&text)));
     }
     Ok(listed)
 }

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::client::{Client, enc};
+use crate::client::{Client, enc, rows};
 
 #[derive(Debug, Subcommand)]
 pub enum AptCmd {
@@ -129,21 +129,7 @@ pub fn run(c: &Client, action: &AptCmd, out: &dyn Fn(&Value, String)) -> Result<
             action: SnapshotCmd::List { repo },
         } => {
             let r = c.json("GET", &format!("/repo/apt/{}/snapshots/", enc(repo)), None)?;
-            let lines: Vec<String> = r["snapshots"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|s| {
-                            format!(
-                                "{} {}",
-                                s["name"].as_str().unwrap_or(""),
-                                s["dist"].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out(&r, lines.join("\n"));
+            out(&r, rows(&r, "snapshots", &["name", "dist"], " "));
         }
         AptCmd::Promote {
             repo,

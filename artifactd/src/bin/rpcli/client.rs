@@ -187,3 +187,23 @@ pub(crate) fn dsc_companions(dsc: &Path) -> Result<Vec<PathBuf>> {
 pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// One line per element of the array `list` of a JSON answer: its `fields`, joined by `sep`.
+pub fn rows(answer: &serde_json::Value, list: &str, fields: &[&str], sep: &str) -> String {
+    answer[list]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    fields
+                        .iter()
+                        .map(|f| item[*f].as_str().unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join(sep)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}

@@ -265,21 +265,7 @@ fn run(cli: &Cli) -> Result<()> {
                     ),
                     None,
                 )?;
-                let lines: Vec<String> = r["packages"]
-                    .as_array()
-                    .map(|ps| {
-                        ps.iter()
-                            .map(|x| {
-                                format!(
-                                    "{}\t{}",
-                                    x["name"].as_str().unwrap_or(""),
-                                    x["latest"].as_str().unwrap_or("")
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out(&r, lines.join("\n"));
+                out(&r, client::rows(&r, "packages", &["name", "latest"], "\t"));
             }
             (Some(p), Some(repo), Some(n)) => {
                 let r = c.json(

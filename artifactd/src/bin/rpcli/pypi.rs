@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::client::{Client, enc};
+use crate::client::{Client, enc, rows};
 
 #[derive(Debug, Subcommand)]
 pub enum PypiCmd {
@@ -67,21 +67,7 @@ pub fn run(c: &Client, action: &PypiCmd, out: &dyn Fn(&Value, String)) -> Result
         }
         SnapshotCmd::List { repo } => {
             let r = c.json("GET", &format!("/repo/pypi/{}/snapshots/", enc(repo)), None)?;
-            let lines: Vec<String> = r["snapshots"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|s| {
-                            format!(
-                                "{} {}",
-                                s["name"].as_str().unwrap_or(""),
-                                s["url"].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out(&r, lines.join("\n"));
+            out(&r, rows(&r, "snapshots", &["name", "url"], " "));
         }
     }
     Ok(())
