@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::server::ServerBuilder;
-use crate::storage::BlobStore;
 
 /// One problem: the repo (`apt/R`, empty for the blob store), the path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,14 +60,11 @@ pub async fn run(
     repair: bool,
     grace_secs: u64,
 ) -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
-    let state = builder.build_state(config.clone()).await?;
-    let blobs = BlobStore::open(&config.blobs).await?;
-    let db = crate::db::Db::open(&config.database_url).await?;
-    let grace = chrono::Duration::from_std(Duration::from_secs(grace_secs))?;
+    let state = builder.build_state(config).await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(Duration::from_secs(grace_secs))?;
     let orphans = || async {
-        let referenced = crate::gc::referenced(&db).await?;
-        let found: Vec<Finding> = blobs
-            .orphans(chrono::Utc::now() - grace, &referenced)
+        let found: Vec<Finding> = state
+            .unreferenced_blobs(cutoff)
             .await?
             .into_iter()
             .map(|(sha, size)| {

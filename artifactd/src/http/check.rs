@@ -125,6 +125,18 @@ impl AppState {
         Ok((found, repaired))
     }
 
+    /// Content blobs older than `cutoff` that nothing refers to, as `(sha256, size)`.
+    ///
+    /// # Errors
+    /// Database and storage failures.
+    pub async fn unreferenced_blobs(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, u64)>, ApiError> {
+        let referenced = crate::gc::referenced(&self.inner.db).await?;
+        Ok(self.inner.blobs.orphans(cutoff, &referenced).await?)
+    }
+
     /// What is wrong with a record's blob, if anything.
     async fn record_problem(&self, r: &FileRecord, deep: bool) -> Result<Option<String>, ApiError> {
         let Some(size) = self.inner.blobs.content_size(&r.sha256).await? else {
