@@ -126,7 +126,8 @@ pub enum Command {
     /// Read an export into this server's database and blob store (`import --from DIR`; its
     /// repos must not exist), or take over an existing repo: `import pypi REPO --from-dir DIR`
     /// (a pypiserver packages folder), `import apt REPO --from-apt DIR_OR_URL --dist D [--key
-    /// FILE]` (a published APT repo, e.g. of reprepro or aptly, and its old signing key).
+    /// FILE]` (a published APT repo, e.g. of reprepro or aptly, and its old signing key), or
+    /// `import apt REPO --from-dir DIR --dist D [--component C]` (a folder of `.deb` files).
     Import {
         /// `pypi` or `apt`, to take over an existing repo.
         provider: Option<String>,
@@ -135,15 +136,19 @@ pub enum Command {
         /// An export folder (`artifactd export`).
         #[arg(long)]
         from: Option<PathBuf>,
-        /// A pypiserver packages folder.
+        /// A folder of packages: a pypiserver packages folder, or for `apt` a folder of `.deb`
+        /// files (with `--dist`, optionally `--component`).
         #[arg(long)]
         from_dir: Option<PathBuf>,
         /// A published APT repo: the folder or URL that holds `dists/` and `pool/`.
         #[arg(long)]
         from_apt: Option<String>,
-        /// The dist to import from the APT repo.
+        /// The dist to import from the APT repo (or into, with `--from-dir`).
         #[arg(long)]
         dist: Option<String>,
+        /// The component `--from-dir` imports into (`main` when not given).
+        #[arg(long)]
+        component: Option<String>,
         /// The APT repo's armored secret signing key, to sign with it from now on.
         #[arg(long)]
         key: Option<PathBuf>,

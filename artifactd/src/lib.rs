@@ -140,11 +140,12 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
             from_dir,
             from_apt,
             dist,
+            component,
             key,
             passphrase,
         }) => {
             return task(Box::pin(async move {
-                let usage = "use `import --from EXPORT`, `import pypi REPO --from-dir DIR` or `import apt REPO --from-apt DIR_OR_URL --dist DIST`";
+                let usage = "use `import --from EXPORT`, `import pypi REPO --from-dir DIR` or `import apt REPO --from-apt DIR_OR_URL --dist DIST` or `import apt REPO --from-dir DIR --dist DIST`";
                 let adopted = match (provider.as_deref(), repo, from, from_dir, from_apt, dist) {
                     (None, None, Some(from), None, None, None) => {
                         return Ok((backup::import(&config, &from).await?, true));
@@ -152,6 +153,11 @@ pub fn main_with(builder: ServerBuilder) -> ExitCode {
                     (Some("pypi"), Some(repo), None, Some(dir), None, None) => {
                         let state = builder.build_state(config).await?;
                         state.adopt_pypi_dir(&repo, &dir).await?
+                    }
+                    (Some("apt"), Some(repo), None, Some(dir), None, Some(dist)) => {
+                        let state = builder.build_state(config).await?;
+                        let component = component.as_deref().unwrap_or("main");
+                        state.adopt_apt_dir(&repo, &dir, &dist, component).await?
                     }
                     (Some("apt"), Some(repo), None, None, Some(at), Some(dist)) => {
                         let key = match key {

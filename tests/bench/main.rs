@@ -59,6 +59,21 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
+    // `--generate N DIR`: only write the data of size N into DIR (wheels/, debs/), for
+    // measuring by hand.
+    if let Some(i) = args.iter().position(|a| a == "--generate") {
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--generate N DIR");
+        let dir = args
+            .get(i + 2)
+            .map(PathBuf::from)
+            .expect("--generate N DIR");
+        let data = generate(n, &dir);
+        eprintln!("wrote {}", data.dir.display());
+        return;
+    }
     let cfg = Config {
         ns: ns.unwrap_or_else(|| {
             if quick {

@@ -316,3 +316,68 @@ fn reprepro_and_aptly_repos_are_taken_over_and_apt_keeps_its_key() {
         "{out}"
     );
 }
+
+#[test]
+fn a_folder_of_debs_is_imported_into_a_dist_and_component() {
+    let s = Server::start();
+    let work = s.scratch("debs");
+    let folder = work.join("incoming");
+    std::fs::create_dir_all(folder.join("sub")).expect("folder");
+    for (i, p) in ["dir-tool", "dir-lib"].iter().enumerate() {
+        let (f, b) = dpkg_deb(&work.join("build"), p, "1.0", "amd64", "");
+        let at = if i == 0 {
+            folder.join(&f)
+        } else {
+            folder.join("sub").join(&f)
+        };
+        std::fs::write(at, b).expect("deb");
+    }
+    std::fs::write(folder.join("broken_1.0_amd64.deb"), b"not an ar archive").expect("broken");
+    std::fs::write(folder.join("notes.txt"), b"left alone").expect("notes");
+    let dir = folder.display().to_string();
+    let import = || {
+        s.task(&[
+            "import",
+            "apt",
+            "local",
+            "--from-dir",
+            &dir,
+            "--dist",
+            "stable",
+            "--component",
+            "extra",
+        ])
+    };
+    let (code, out) = import();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused broken_1.0_amd64.deb: "), "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("imported 2 file(s), 0 already there, 1 refused"),
+        "{out}"
+    );
+    let (_, out) = import();
+    assert!(
+        out.trim_end()
+            .ends_with("imported 0 file(s), 2 already there, 1 refused"),
+        "{out}"
+    );
+    let release = s.get("/repo/apt/local/dists/stable/Release").text();
+    assert!(release.contains("Components: extra\n"), "{release}");
+    let key = work.join("key.asc");
+    std::fs::write(&key, s.get("/repo/apt/local/pubkey").body).expect("key");
+    let apt = Apt::new(&work.join("apt"), &["amd64"]);
+    let dest = apt.key_path("local.asc");
+    std::fs::copy(&key, &dest).expect("key");
+    apt.add_source(
+        "local",
+        &format!("signed-by={}", dest.display()),
+        &s.url("/repo/apt/local"),
+        "stable",
+        "extra",
+    );
+    apt.update();
+    assert!(apt.policy("dir-lib").contains("1.0"));
+    let archives = apt.download(&["dir-tool"]);
+    assert!(archives.join("dir-tool_1.0_amd64.deb").exists());
+}

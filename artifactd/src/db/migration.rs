@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(RepoKinds),
             Box::new(BlobHolds),
             Box::new(IncomingFiles),
+            Box::new(FilesByScopeKey),
         ]
     }
 }
@@ -593,6 +594,48 @@ impl MigrationTrait for IncomingFiles {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("incoming_files").to_owned())
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct FilesByScopeKey;
+
+impl MigrationName for FilesByScopeKey {
+    fn name(&self) -> &str {
+        "m20261207_000010_files_by_scope_key"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for FilesByScopeKey {
+    /// The versions of one package in one scope (retention after each upload, an APT dist's
+    /// versions of a package). Without it SQLite walks the whole scope by `files_changed`,
+    /// which names as many columns of such a query as `files_repo_pkey` does.
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("files_repo_scope_pkey")
+                    .table("files")
+                    .col("repo_id")
+                    .col("scope")
+                    .col("pkey")
+                    .col("version")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("files_repo_scope_pkey")
+                    .table("files")
+                    .to_owned(),
+            )
             .await
     }
 }

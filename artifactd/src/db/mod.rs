@@ -182,7 +182,7 @@ impl Db {
             // A network database may have dropped a pooled connection (restart, failover);
             // SQLite is a local file, where the check would only add a round trip per query.
             .test_before_acquire(!url.starts_with("sqlite:"))
-            .sqlx_logging(false);
+            .sqlx_logging(std::env::var_os("ARTIFACTD_SQL_LOG").is_some());
         let conn = Database::connect(opts)
             .await
             .map_err(|source| DbStartError::Connect {

@@ -19,6 +19,9 @@ use crate::auth::Auth;
 /// Distribution file endings a pypiserver folder holds.
 const PYPI_FILES: &[&str] = &[".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz"];
 
+/// Package file endings `import apt --from-dir` takes.
+const APT_FILES: &[&str] = &[".deb", ".udeb"];
+
 /// What an import did, for its report.
 #[derive(Debug, Default)]
 pub struct Adopted {
@@ -251,11 +254,43 @@ impl AppState {
     /// # Errors
     /// A folder that cannot be read; database and storage failures.
     pub async fn adopt_pypi_dir(&self, name: &str, dir: &Path) -> Result<Adopted, ApiError> {
+        self.adopt_dir("pypi", name, dir, PYPI_FILES, Vec::new())
+            .await
+    }
+
+    /// Imports every `.deb` and `.udeb` below `dir` into `component` of `dist` of `apt/name`.
+    ///
+    /// # Errors
+    /// A folder that cannot be read; database and storage failures.
+    pub async fn adopt_apt_dir(
+        &self,
+        name: &str,
+        dir: &Path,
+        dist: &str,
+        component: &str,
+    ) -> Result<Adopted, ApiError> {
+        let params = vec![
+            ("dist".to_owned(), dist.to_owned()),
+            ("component".to_owned(), component.to_owned()),
+        ];
+        self.adopt_dir("apt", name, dir, APT_FILES, params).await
+    }
+
+    /// Imports every file below `dir` whose name ends in one of `endings` into `kind/name`,
+    /// each uploaded with `params`, and publishes once.
+    async fn adopt_dir(
+        &self,
+        kind: &str,
+        name: &str,
+        dir: &Path,
+        endings: &[&str],
+        params: Vec<(String, String)>,
+    ) -> Result<Adopted, ApiError> {
         validate_repo_name(name)?;
-        let provider = self.inner.registry.get("pypi")?.clone();
+        let provider = self.inner.registry.get(kind)?.clone();
         let auth = Auth::system("import");
         let mut done = Adopted::default();
-        for path in files_below(dir, PYPI_FILES)? {
+        for path in files_below(dir, endings)? {
             let filename = path
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -269,7 +304,7 @@ impl AppState {
                 size,
                 sha256,
             };
-            self.adopt_one(&auth, &provider, name, file, Vec::new(), &mut done)
+            self.adopt_one(&auth, &provider, name, file, params.clone(), &mut done)
                 .await?;
         }
         self.publish_imported(&provider, name, &done).await?;

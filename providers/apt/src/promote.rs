@@ -8,7 +8,7 @@
 //! packages (of all its packages when none are named) and loses its other versions of them:
 //! that is how a dist rolls back.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 
 use artifactd_plugin_api::http::StatusCode;
 use artifactd_plugin_api::serde::Deserialize;
@@ -173,12 +173,31 @@ impl AptProvider {
                 )
             }
         };
+        // Picks by name, so that choosing is one lookup per record.
+        let mut by_name: HashMap<&str, Vec<&Pick>> = HashMap::new();
+        for p in &picks {
+            by_name.entry(p.name.as_str()).or_default().push(p);
+        }
         let chosen: Vec<FileRecord> = source
             .into_iter()
-            .filter(|r| picks.is_empty() || picks.iter().any(|p| p.matches(r)))
+            .filter(|r| {
+                picks.is_empty()
+                    || by_name
+                        .get(r.name.as_str())
+                        .is_some_and(|ps| ps.iter().any(|p| p.matches(r)))
+            })
             .collect();
+        let chosen_versions: HashSet<(&str, &str)> = chosen
+            .iter()
+            .map(|r| (r.name.as_str(), r.version.as_str()))
+            .collect();
+        let chosen_names: HashSet<&str> = chosen_versions.iter().map(|(n, _)| *n).collect();
         for p in &picks {
-            if !chosen.iter().any(|r| p.matches(r)) {
+            let found = match &p.version {
+                Some(v) => chosen_versions.contains(&(p.name.as_str(), v.as_str())),
+                None => chosen_names.contains(p.name.as_str()),
+            };
+            if !found {
                 return Err(Error::not_found(format!(
                     "No package in {} matches {}{}.",
                     call.snapshot.as_ref().map_or_else(
@@ -200,31 +219,37 @@ impl AptProvider {
             )));
         }
         let target = cx.catalog.list(ListQuery::all().in_scope(&call.to)).await?;
+        let in_target: HashMap<&str, &str> = target
+            .iter()
+            .map(|t| (t.path.as_str(), t.sha256.as_str()))
+            .collect();
         // Everything is checked before anything changes.
         if !cx.settings.overwrite {
             for r in &chosen {
-                if let Some(t) = target
-                    .iter()
-                    .find(|t| t.path == r.path && t.sha256 != r.sha256)
+                if in_target
+                    .get(r.path.as_str())
+                    .is_some_and(|sha| *sha != r.sha256)
                 {
                     return Err(Error::Conflict(format!(
                         "File already exists: {} is in dist {:?} with different content.",
-                        t.path, call.to
+                        r.path, call.to
                     )));
                 }
             }
         }
-        let keep: BTreeSet<&str> = chosen.iter().map(|r| r.path.as_str()).collect();
-        let names: BTreeSet<&str> = chosen.iter().map(|r| r.name.as_str()).collect();
+        let keep: HashMap<&str, &str> = chosen
+            .iter()
+            .map(|r| (r.path.as_str(), r.sha256.as_str()))
+            .collect();
         let mut remove = Vec::new();
         let mut removed = 0;
         for t in &target {
             let dropped = replace
-                && !keep.contains(t.path.as_str())
-                && (picks.is_empty() || names.contains(t.name.as_str()));
-            let replaced = chosen
-                .iter()
-                .any(|r| r.path == t.path && r.sha256 != t.sha256);
+                && !keep.contains_key(t.path.as_str())
+                && (picks.is_empty() || chosen_names.contains(t.name.as_str()));
+            let replaced = keep
+                .get(t.path.as_str())
+                .is_some_and(|sha| *sha != t.sha256);
             if dropped {
                 removed += 1;
             }
@@ -234,11 +259,7 @@ impl AptProvider {
         }
         let insert: Vec<NewRecord> = chosen
             .iter()
-            .filter(|r| {
-                !target
-                    .iter()
-                    .any(|t| t.path == r.path && t.sha256 == r.sha256)
-            })
+            .filter(|r| in_target.get(r.path.as_str()) != Some(&r.sha256.as_str()))
             .map(|r| {
                 NewRecord::new(&r.path, &r.name, &r.key, &r.version, r.size, &r.sha256)
                     .with_scope(&call.to)
