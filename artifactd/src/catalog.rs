@@ -138,6 +138,28 @@ async fn bump_stamp(
     generation_of(txn, repo_id).await.map_err(db_err)
 }
 
+/// Keys one statement binds at most: every database limits the values of a statement.
+const KEYS_PER_QUERY: usize = 500;
+
+/// `q` as queries of at most [`KEYS_PER_QUERY`] distinct keys each, whose results add up.
+fn split_keys(mut q: ListQuery) -> Vec<ListQuery> {
+    let Some(mut keys) = q.keys.take() else {
+        return vec![q];
+    };
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    keys.chunks(KEYS_PER_QUERY)
+        .map(|part| {
+            let mut one = q.clone();
+            one.keys = Some(part.to_vec());
+            one
+        })
+        .collect()
+}
+
 /// The rows of `repo_id` that `q` selects, unordered.
 fn select(repo_id: i64, q: ListQuery) -> sea_orm::Select<file::Entity> {
     let mut find = match q.path {
@@ -154,6 +176,9 @@ fn select(repo_id: i64, q: ListQuery) -> sea_orm::Select<file::Entity> {
     }
     if let Some(k) = q.key {
         find = find.filter(file::Column::Pkey.eq(k));
+    }
+    if let Some(ks) = q.keys {
+        find = find.filter(file::Column::Pkey.is_in(ks));
     }
     if let Some(g) = q.changed_since {
         find = find.filter(file::Column::ChangedGen.gt(i64::try_from(g).unwrap_or(i64::MAX)));
@@ -248,20 +273,19 @@ impl Catalog for DbCatalog {
         let Some(repo_id) = self.repo_id else {
             return Ok(Vec::new());
         };
-        let by_path = q.path.is_some();
-        let mut find = select(repo_id, q);
-        if !by_path {
-            find = find
-                .order_by_asc(file::Column::Pkey)
-                .order_by_asc(file::Column::Version)
-                .order_by_asc(file::Column::Path);
+        let mut rows = Vec::new();
+        for q in split_keys(q) {
+            let by_path = q.path.is_some();
+            let mut find = select(repo_id, q);
+            if !by_path {
+                find = find
+                    .order_by_asc(file::Column::Pkey)
+                    .order_by_asc(file::Column::Version)
+                    .order_by_asc(file::Column::Path);
+            }
+            rows.extend(find.all(self.db.conn()).await.map_err(db_err)?);
         }
-        let mut rows = find.all(self.db.conn()).await.map_err(db_err)?;
-        if by_path {
-            rows.sort_by(|a, b| {
-                (&a.pkey, &a.version, &a.path).cmp(&(&b.pkey, &b.version, &b.path))
-            });
-        }
+        rows.sort_by(|a, b| (&a.pkey, &a.version, &a.path).cmp(&(&b.pkey, &b.version, &b.path)));
         Ok(rows.into_iter().map(to_record).collect())
     }
 
@@ -269,14 +293,18 @@ impl Catalog for DbCatalog {
         let Some(repo_id) = self.repo_id else {
             return Ok(0);
         };
-        let n: Option<i64> = select(repo_id, q)
-            .select_only()
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .into_tuple()
-            .one(self.db.conn())
-            .await
-            .map_err(db_err)?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        let mut total = 0;
+        for q in split_keys(q) {
+            let n: Option<i64> = select(repo_id, q)
+                .select_only()
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .into_tuple()
+                .one(self.db.conn())
+                .await
+                .map_err(db_err)?;
+            total += n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     async fn keys(&self) -> Result<Vec<(String, String)>> {

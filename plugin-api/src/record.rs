@@ -162,6 +162,8 @@ pub struct ListQuery {
     pub scope: Option<String>,
     /// Only records with this key.
     pub key: Option<String>,
+    /// Only records with one of these keys.
+    pub keys: Option<Vec<String>>,
     /// Only this path.
     pub path: Option<String>,
     /// Only records inserted, replaced or yanked by a change that raised the repo's
@@ -182,6 +184,18 @@ impl ListQuery {
     pub fn key(key: impl Into<String>) -> Self {
         Self {
             key: Some(key.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Records with one of these keys (none when the list is empty).
+    pub fn keys<I, S>(keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            keys: Some(keys.into_iter().map(Into::into).collect()),
             ..Self::default()
         }
     }

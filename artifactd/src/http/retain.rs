@@ -43,15 +43,25 @@ impl AppState {
             }
             None => cx.catalog.list(ListQuery::all()).await?,
         };
-        let held: HashSet<String> = blob_hold::Entity::find()
-            .filter(blob_hold::Column::RepoId.eq(row.id))
-            .select_only()
-            .column(blob_hold::Column::Sha256)
-            .into_tuple::<String>()
-            .all(self.inner.db.conn())
-            .await?
-            .into_iter()
-            .collect();
+        // Only the holds on these records' files: a repo with many snapshots holds many
+        // times more rows than one upload's package has versions.
+        let mut shas: Vec<&str> = records.iter().map(|r| r.sha256.as_str()).collect();
+        shas.sort_unstable();
+        shas.dedup();
+        let mut held: HashSet<String> = HashSet::new();
+        for part in shas.chunks(500) {
+            held.extend(
+                blob_hold::Entity::find()
+                    .filter(blob_hold::Column::RepoId.eq(row.id))
+                    .filter(blob_hold::Column::Sha256.is_in(part.iter().copied()))
+                    .select_only()
+                    .column(blob_hold::Column::Sha256)
+                    .distinct()
+                    .into_tuple::<String>()
+                    .all(self.inner.db.conn())
+                    .await?,
+            );
+        }
         let doomed = crate::retention::plan(
             &records,
             &cx.settings,

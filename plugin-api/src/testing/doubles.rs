@@ -56,6 +56,7 @@ impl MemoryCatalog {
             .iter()
             .filter(|(r, _)| q.scope.as_ref().is_none_or(|s| &r.scope == s))
             .filter(|(r, _)| q.key.as_ref().is_none_or(|k| &r.key == k))
+            .filter(|(r, _)| q.keys.as_ref().is_none_or(|ks| ks.contains(&r.key)))
             .filter(|(r, _)| q.path.as_ref().is_none_or(|p| &r.path == p))
             .filter(|(_, g)| q.changed_since.is_none_or(|since| *g > since))
             .filter(|(_, g)| q.changed_until.is_none_or(|until| *g <= until))

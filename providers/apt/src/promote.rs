@@ -107,7 +107,7 @@ impl AptProvider {
             &json!({
                 "name": snap.name,
                 "dist": snap.dist,
-                "files": snap.records.len(),
+                "files": snap.files.len(),
                 "url": format!("{}snapshots/{}/", cx.base_url, snap.name),
             }),
         )
@@ -143,6 +143,13 @@ impl AptProvider {
             .iter()
             .map(|p| Pick::parse(p))
             .collect::<Result<Vec<_>>>()?;
+        // With picks, only their packages are read, in both dists.
+        let names: Option<Vec<String>> =
+            (!picks.is_empty()).then(|| picks.iter().map(|p| p.name.clone()).collect());
+        let scoped = |dist: &str| match &names {
+            Some(n) => ListQuery::keys(n.clone()).in_scope(dist),
+            None => ListQuery::all().in_scope(dist),
+        };
         let (source, replace) = match &call.snapshot {
             Some(name) => {
                 let all = self.snapshots.names(cx).await?;
@@ -156,8 +163,8 @@ impl AptProvider {
                     self.snapshots
                         .get(cx, found, &call.from)
                         .await?
-                        .records
-                        .clone(),
+                        .records(cx, names.clone())
+                        .await?,
                     true,
                 )
             }
@@ -165,12 +172,7 @@ impl AptProvider {
                 if call.from == call.to {
                     return Err(Error::invalid("A dist cannot be promoted to itself."));
                 }
-                (
-                    cx.catalog
-                        .list(ListQuery::all().in_scope(&call.from))
-                        .await?,
-                    false,
-                )
+                (cx.catalog.list(scoped(&call.from)).await?, false)
             }
         };
         // Picks by name, so that choosing is one lookup per record.
@@ -218,7 +220,9 @@ impl AptProvider {
                 call.from
             )));
         }
-        let target = cx.catalog.list(ListQuery::all().in_scope(&call.to)).await?;
+        // Without picks every package of the target may be replaced or dropped; with picks,
+        // only theirs.
+        let target = cx.catalog.list(scoped(&call.to)).await?;
         let in_target: HashMap<&str, &str> = target
             .iter()
             .map(|t| (t.path.as_str(), t.sha256.as_str()))

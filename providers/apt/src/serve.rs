@@ -173,11 +173,11 @@ impl AptProvider {
                     continue;
                 };
                 let snap = self.snapshots.get(cx, found, dist).await?;
-                if let Ok(i) = snap.records.binary_search_by(|r| r.path.as_str().cmp(rest)) {
+                if let Some(sha256) = snap.file(rest) {
                     return Ok(ServeResponse::blob(
                         crate::pool_content_type(rest),
                         BlobRef::Content {
-                            sha256: snap.records[i].sha256.clone(),
+                            sha256: sha256.to_owned(),
                         },
                     )
                     .with_header(CACHE_CONTROL, immutable));

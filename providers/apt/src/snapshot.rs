@@ -38,8 +38,73 @@ pub struct Snapshot {
     pub auto: bool,
     /// The dist's state, its index files' blobs pointing at the snapshot's copies.
     pub state: State,
-    /// The records its indexes list.
-    pub records: Vec<FileRecord>,
+    /// `(path, sha256)` of every package file its indexes list, sorted by path.
+    #[serde(default)]
+    pub files: Vec<(String, String)>,
+    /// The whole records, as snapshots of earlier versions kept them; read into `files`.
+    #[serde(default, skip_serializing)]
+    records: Vec<FileRecord>,
+}
+
+impl Snapshot {
+    /// The sha256 of the package file at `path` of the snapshot.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        self.files
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .map(|i| self.files[i].1.as_str())
+    }
+
+    /// A snapshot as stored, with `files` from the records of an older one.
+    fn read(bytes: &[u8]) -> Result<Self> {
+        let mut snap: Self = serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal("snapshot is unreadable", e))?;
+        if snap.files.is_empty() {
+            snap.files = std::mem::take(&mut snap.records)
+                .into_iter()
+                .map(|r| (r.path, r.sha256))
+                .collect();
+            snap.files.sort();
+        }
+        Ok(snap)
+    }
+
+    /// The catalog's records of the snapshot's files, of all packages or of those with one of
+    /// `keys` (a path holds one content in every dist, so any dist's record of the path with
+    /// the snapshot's sha256 is the one).
+    ///
+    /// # Errors
+    /// `Conflict` naming a file no dist has a record of any more; catalog failures.
+    pub async fn records(
+        &self,
+        cx: &RepoContext,
+        keys: Option<Vec<String>>,
+    ) -> Result<Vec<FileRecord>> {
+        let query = match keys {
+            Some(k) => ListQuery::keys(k),
+            None => ListQuery::all(),
+        };
+        let mut by_path: BTreeMap<String, FileRecord> = BTreeMap::new();
+        for r in cx.catalog.list(query.clone()).await? {
+            if self.file(&r.path) == Some(r.sha256.as_str()) {
+                by_path.entry(r.path.clone()).or_insert(r);
+            }
+        }
+        // Only a full listing tells that a file's record is gone (with keys, the names of a
+        // file's packages are known from its records alone).
+        let gone = if query.keys.is_none() {
+            self.files.iter().find(|(p, _)| !by_path.contains_key(p))
+        } else {
+            None
+        };
+        if let Some((path, _)) = gone {
+            return Err(Error::Conflict(format!(
+                "Snapshot {:?} lists {path}, which no dist of the repo has a record of any more; upload it again first.",
+                self.name
+            )));
+        }
+        Ok(by_path.into_values().collect())
+    }
 }
 
 /// Where a snapshot of `dist` keeps its files.
@@ -120,20 +185,9 @@ async fn freeze(
     if read_blob(cx, &meta_path(name, dist)).await?.is_some() {
         return Err(taken(name, dist));
     }
-    let listed = listed_files(cx, state, node).await?;
-    let mut records: Vec<FileRecord> = cx
-        .catalog
-        .list(ListQuery::all().in_scope(dist))
-        .await?
-        .into_iter()
-        .filter(|r| listed.get(&r.path) == Some(&r.sha256))
-        .collect();
-    records.sort_by(|a, b| a.path.cmp(&b.path));
-    if records.len() != listed.len() {
-        return Err(Error::Conflict(format!(
-            "Dist {dist:?} changed while the snapshot was taken; try again."
-        )));
-    }
+    // The published indexes are what the snapshot freezes: their files, not the catalog's
+    // rows, which may have moved on since the publish.
+    let files: Vec<(String, String)> = listed_files(cx, state, node).await?.into_iter().collect();
     let mut frozen = state.clone();
     let from = format!("dists/{dist}/");
     let to = format!("{}/", root(name, dist));
@@ -151,7 +205,7 @@ async fn freeze(
     }
     // The pool files stay while the snapshot does, whatever happens to the records.
     let tag = hold_tag(name, dist);
-    let shas: Vec<String> = records.iter().map(|r| r.sha256.clone()).collect();
+    let shas: Vec<String> = files.iter().map(|(_, sha)| sha.clone()).collect();
     cx.catalog.hold(&tag, &shas).await?;
     let snap = Snapshot {
         name: name.to_owned(),
@@ -159,7 +213,8 @@ async fn freeze(
         created: time::now_millis(),
         auto,
         state: frozen,
-        records,
+        files,
+        records: Vec::new(),
     };
     let body = serde_json::to_vec(&snap).map_err(|e| Error::internal("snapshot", e))?;
     let put = cx
@@ -175,9 +230,9 @@ async fn freeze(
         Err(artifactd_plugin_api::object_store::Error::AlreadyExists { .. }) => {
             // Another node took the name first: its snapshot's files are the ones to hold.
             if let Some(bytes) = read_blob(cx, &meta_path(name, dist)).await?
-                && let Ok(theirs) = serde_json::from_slice::<Snapshot>(&bytes)
+                && let Ok(theirs) = Snapshot::read(&bytes)
             {
-                let shas: Vec<String> = theirs.records.iter().map(|r| r.sha256.clone()).collect();
+                let shas: Vec<String> = theirs.files.iter().map(|(_, sha)| sha.clone()).collect();
                 cx.catalog.hold(&tag, &shas).await?;
             }
             Err(taken(name, dist))
@@ -329,9 +384,7 @@ impl SnapshotCache {
             .ok_or_else(|| {
                 Error::not_found(format!("There is no snapshot {name:?} of dist {dist:?}."))
             })?;
-        let snap: Snapshot = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal("snapshot is unreadable", e))?;
-        let snap = Arc::new(snap);
+        let snap = Arc::new(Snapshot::read(&bytes)?);
         let mut frozen = self.lock();
         if frozen.len() > 256 {
             frozen.clear();
@@ -366,6 +419,29 @@ mod tests {
         assert!(is_time_name("20261206T120000Z"));
         assert!(!is_time_name("release-1.0"));
         assert!(!is_time_name("20261206T1200000"));
+    }
+
+    #[test]
+    fn a_snapshot_of_an_earlier_version_reads_its_records_as_files() {
+        let record = |path: &str, sha: &str| {
+            FileRecord::stored(
+                artifactd_plugin_api::NewRecord::new(path, "p", "p", "1.0", 1, sha),
+                0,
+                "admin".to_owned(),
+                None,
+            )
+        };
+        let old = serde_json::json!({
+            "name": "old", "dist": "stable", "created": 0, "auto": false,
+            "state": serde_json::to_value(State::default()).expect("state"),
+            "records": [record("pool/main/p/p/p_1.0_amd64.deb", "bb"), record("pool/main/a/a/a_1.0_all.deb", "aa")],
+        });
+        let snap = Snapshot::read(&serde_json::to_vec(&old).expect("json")).expect("reads");
+        assert_eq!(snap.file("pool/main/a/a/a_1.0_all.deb"), Some("aa"));
+        assert_eq!(snap.file("pool/main/p/p/p_1.0_amd64.deb"), Some("bb"));
+        assert_eq!(snap.file("pool/main/q/q/q_1.0_all.deb"), None);
+        let again = serde_json::to_value(&snap).expect("json");
+        assert!(again.get("records").is_none() && again["files"].is_array());
     }
 
     #[test]
