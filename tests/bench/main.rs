@@ -6,7 +6,8 @@
 //! `cargo run --release -p artifactd-tests --bin bench` (N = 100, 1,000, 10,000; 10 s per load
 //! point; `-- --n 100,1000` picks sizes) or `-- --quick` (N = 100, 3 s per point, as CI runs it). Peers come from Debian's
 //! packages (nginx-light, wrk, reprepro, aptly) and PyPI (pypiserver, devpi-server), installed
-//! when missing.
+//! when missing. `-- --scale` measures a Debian-sized dist (70,000 packages) and a PyPI-sized
+//! index (100,000 projects) instead, generated and imported in bulk.
 
 // Rows, targets and the report files.
 mod report;
@@ -20,6 +21,8 @@ mod limits;
 mod pypi;
 // The APT measurements.
 mod apt;
+// A Debian-sized dist and a PyPI-sized index.
+mod scale;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +39,7 @@ use limits::*;
 use peers::*;
 use pypi::*;
 use report::*;
+use scale::*;
 
 struct Config {
     ns: Vec<usize>,
@@ -121,6 +125,25 @@ fn main() {
         .expect("scratch");
     let scratch = scratch.path();
     let mut rep = Report::default();
+    // `--scale`: only the large repos (`--scale-apt N`, `--scale-pypi N`, 0 skips one).
+    if args.iter().any(|a| a == "--scale") {
+        let num = |flag: &str, default: usize| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let sc = Scale {
+            apt: num("--scale-apt", 70_000),
+            pypi: num("--scale-pypi", 100_000),
+            secs: cfg.secs,
+            mixed_secs: num("--scale-mixed-secs", 60) as u64,
+        };
+        scale(&mut rep, &sc, &venv, scratch);
+        write_report(&rep, &cfg, quick);
+        return;
+    }
 
     eprintln!("== limits");
     limits(&mut rep, scratch, cfg.huge);

@@ -175,8 +175,27 @@ pub(crate) fn nginx(root: &Path, scratch: &Path) -> (Proc, String) {
 
 /// `wrk` with 2 threads and 32 connections: (requests/s, p99 ms, non-2xx count).
 pub(crate) fn wrk(url: &str, secs: u64, headers: &[&str]) -> (f64, f64, u64) {
+    let (rps, p99, bad, _) = wrk_with(url, secs, 32, headers);
+    (rps, p99, bad)
+}
+
+/// `wrk` with 2 threads and `conns` connections: (requests/s, p99 ms, non-2xx count, socket
+/// errors).
+pub(crate) fn wrk_with(
+    url: &str,
+    secs: u64,
+    conns: usize,
+    headers: &[&str],
+) -> (f64, f64, u64, u64) {
     let mut c = Command::new("wrk");
-    c.args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"]);
+    c.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--timeout",
+        "10s",
+        "--latency",
+    ]);
     for h in headers {
         c.args(["-H", h]);
     }
@@ -196,7 +215,17 @@ pub(crate) fn wrk(url: &str, secs: u64, headers: &[&str]) -> (f64, f64, u64) {
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    (rps, p99, bad)
+    // "Socket errors: connect 0, read 0, write 0, timeout 0"
+    let errors = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    (rps, p99, bad, errors)
 }
 
 pub(crate) fn parse_duration_ms(v: &str) -> f64 {

@@ -22,39 +22,12 @@ pub(crate) fn pypi(
         n,
     );
 
-    // The same pages as static files for nginx: the root and the first project, and the files.
+    // The same pages as static files for nginx: the root and the first 20 projects, with
+    // their files.
     let project = &data.projects[0];
     let static_root = scratch.join(format!("pypi-static-{n}"));
-    let simple = static_root.join("simple");
-    std::fs::create_dir_all(simple.join(project)).expect("static");
-    std::fs::write(
-        simple.join("index.html"),
-        s.get("/repo/pypi/seq/simple/").body,
-    )
-    .expect("static root");
-    let files = static_root.join("files");
-    std::fs::create_dir_all(&files).expect("static files");
-    for p in data.projects.iter().take(20) {
-        std::fs::create_dir_all(simple.join(p)).expect("static");
-        std::fs::write(
-            simple.join(p).join("index.html"),
-            s.get(&format!("/repo/pypi/seq/simple/{p}/")).body,
-        )
-        .expect("static page");
-    }
-    for f in &data.wheels {
-        std::fs::copy(wheels_dir.join(f), files.join(f)).expect("static file");
-    }
-    // The pages announce PEP 658 metadata; the static tree carries it too.
-    for p in data.projects.iter().take(20) {
-        let prefix = format!("{}-", p.replace('-', "_"));
-        for f in data.wheels.iter().filter(|f| f.starts_with(&prefix)) {
-            let meta = s.get(&format!("/repo/pypi/seq/files/{f}.metadata"));
-            assert_eq!(meta.status, 200, "{f}.metadata");
-            std::fs::write(files.join(format!("{f}.metadata")), meta.body)
-                .expect("static metadata");
-        }
-    }
+    let first: Vec<String> = data.projects.iter().take(20).cloned().collect();
+    pypi_static(&s, "seq", &first, &data.wheels, &wheels_dir, &static_root);
     let (_nginx, nginx_url) = nginx(&static_root, scratch);
 
     // pypiserver on the same wheels.
@@ -259,5 +232,40 @@ pub(crate) fn pypi(
             "s",
             String::new(),
         );
+    }
+}
+
+/// A static copy of repo `repo`'s root page and of the pages of `projects` with their files
+/// and PEP 658 metadata (of `wheels`, in `wheels_dir`), laid out as the server links them.
+pub(crate) fn pypi_static(
+    s: &Server,
+    repo: &str,
+    projects: &[String],
+    wheels: &[String],
+    wheels_dir: &Path,
+    root: &Path,
+) {
+    let simple = root.join("simple");
+    let files = root.join("files");
+    std::fs::create_dir_all(&files).expect("static files");
+    std::fs::create_dir_all(&simple).expect("static");
+    std::fs::write(
+        simple.join("index.html"),
+        s.get(&format!("/repo/pypi/{repo}/simple/")).body,
+    )
+    .expect("static root");
+    for p in projects {
+        std::fs::create_dir_all(simple.join(p)).expect("static");
+        let page = s.get(&format!("/repo/pypi/{repo}/simple/{p}/"));
+        assert_eq!(page.status, 200, "{p}");
+        std::fs::write(simple.join(p).join("index.html"), page.body).expect("static page");
+        let prefix = format!("{}-", p.replace('-', "_"));
+        for f in wheels.iter().filter(|f| f.starts_with(&prefix)) {
+            std::fs::copy(wheels_dir.join(f), files.join(f)).expect("static file");
+            let meta = s.get(&format!("/repo/pypi/{repo}/files/{f}.metadata"));
+            assert_eq!(meta.status, 200, "{f}.metadata");
+            std::fs::write(files.join(format!("{f}.metadata")), meta.body)
+                .expect("static metadata");
+        }
     }
 }

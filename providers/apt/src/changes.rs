@@ -255,7 +255,9 @@ impl AptProvider {
         }
         Ok(contents
             .into_iter()
-            .fold(UploadOutcome::many(records), with_contents))
+            .fold(UploadOutcome::many(records), |o, c| {
+                with_contents(&self.node, o, c)
+            }))
     }
 }
 

@@ -7,6 +7,7 @@
 //! after an upload rewrites only the chunks of the packages that changed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
@@ -99,6 +100,42 @@ pub type Chunk = BTreeMap<String, String>;
 /// The folder of the packages' Contents lines.
 pub const FOLDER: &str = "contents";
 
+/// The Contents lines of packages by their blob (named by the package's SHA-256, so an entry
+/// is never stale), as this node wrote or read them: a full publish, such as a promotion's
+/// new dist, reads one per package.
+#[derive(Debug, Default)]
+pub struct ListCache {
+    lists: std::sync::Mutex<(usize, std::collections::HashMap<String, Arc<str>>)>,
+}
+
+/// What [`ListCache`] holds at most.
+const LIST_CACHE_BYTES: usize = 16 << 20;
+
+impl ListCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (usize, std::collections::HashMap<String, Arc<str>>)> {
+        self.lists
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, blob: &str) -> Option<Arc<str>> {
+        self.lock().1.get(blob).cloned()
+    }
+
+    /// Keeps the lines of `blob`; everything is dropped when the cache is full.
+    pub(crate) fn insert(&self, blob: &str, text: &str) {
+        let mut held = self.lock();
+        if held.0 + text.len() > LIST_CACHE_BYTES {
+            *held = (0, std::collections::HashMap::new());
+        }
+        if held.1.insert(blob.to_owned(), Arc::from(text)).is_none() {
+            held.0 += text.len() + blob.len();
+        }
+    }
+}
+
 /// The derived blob with the Contents lines of the package whose SHA-256 is `sha256`.
 pub fn blob(sha256: &str) -> BlobPath {
     BlobPath::from(format!("{FOLDER}/{sha256}"))
@@ -154,16 +191,24 @@ fn listed_sha(r: &FileRecord) -> Option<String> {
 /// The Contents lines of one package version (see [`listed_sha`]), with its key.
 async fn read_lines(
     cx: &RepoContext,
+    lists: &ListCache,
     key: String,
     sha: Option<String>,
 ) -> Result<(String, String)> {
     let Some(sha) = sha else {
         return Ok((key, String::new()));
     };
-    let text = read_blob(cx, &blob(&sha))
+    let path = blob(&sha);
+    if let Some(text) = lists.get(path.as_ref()) {
+        return Ok((key, text.to_string()));
+    }
+    let text = read_blob(cx, &path)
         .await?
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
+    if !text.is_empty() {
+        lists.insert(path.as_ref(), &text);
+    }
     Ok((key, text))
 }
 
@@ -194,6 +239,7 @@ pub(crate) async fn full(
     comp: &str,
     a: &str,
     chunks: u64,
+    lists: &ListCache,
 ) -> Result<Parts> {
     use artifactd_plugin_api::futures::{StreamExt as _, TryStreamExt as _};
     let mut split = vec![Chunk::new(); usize::try_from(chunks).unwrap_or(1)];
@@ -203,7 +249,7 @@ pub(crate) async fn full(
         .map(|(key, r)| (key.to_owned(), listed_sha(r)))
         .collect();
     let texts: Vec<(String, String)> = artifactd_plugin_api::futures::stream::iter(listed)
-        .map(|(key, sha)| read_lines(cx, key, sha))
+        .map(|(key, sha)| read_lines(cx, lists, key, sha))
         .buffered(READ_AHEAD)
         .try_collect()
         .await?;
@@ -222,9 +268,9 @@ pub(crate) async fn apply(
     dist: &str,
     mut parts: Parts,
     changed: &[&FileRecord],
-    comp: &str,
-    a: &str,
+    (comp, a): (&str, &str),
     chunks: u64,
+    lists: &ListCache,
 ) -> Result<Option<Parts>> {
     let keys: BTreeSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
     for key in keys {
@@ -235,7 +281,7 @@ pub(crate) async fn apply(
         let versions = cx.catalog.list(ListQuery::key(key).in_scope(dist)).await?;
         chunk.remove(key);
         if let Some(r) = newest_by_package(&versions, comp, a).get(key) {
-            let (key, text) = read_lines(cx, key.to_owned(), listed_sha(r)).await?;
+            let (key, text) = read_lines(cx, lists, key.to_owned(), listed_sha(r)).await?;
             if !text.is_empty() {
                 chunk.insert(key, text);
             }
@@ -260,6 +306,22 @@ fn render(split: &[Chunk]) -> Result<Parts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_cache_keeps_lines_by_blob_until_it_is_full() {
+        let cache = ListCache::default();
+        cache.insert("contents/aa", "usr/bin/a   misc/a\n");
+        assert_eq!(
+            cache.get("contents/aa").as_deref(),
+            Some("usr/bin/a   misc/a\n")
+        );
+        assert!(cache.get("contents/bb").is_none());
+        let big = "x".repeat(LIST_CACHE_BYTES);
+        cache.insert("contents/bb", &big);
+        // Full: what was there is dropped, the new entry is kept.
+        assert!(cache.get("contents/aa").is_none());
+        assert!(cache.get("contents/bb").is_some());
+    }
 
     #[test]
     fn a_chunk_reads_back_by_package() {

@@ -94,6 +94,8 @@ pub struct Node {
     pub plain: PlainCache,
     /// Replaced index files.
     pub sweeper: retire::Sweeper,
+    /// The packages' Contents lines.
+    pub lists: contents::ListCache,
 }
 
 /// The state file of a dist.
@@ -352,7 +354,7 @@ async fn publish_all(
     let mut draft = Draft::default();
     for (comp, a, rel) in shape.indexes() {
         if contents::is_contents(&rel) {
-            let parts = contents::full(cx, &records, comp, a, chunks).await?;
+            let parts = contents::full(cx, &records, comp, a, chunks, &node.lists).await?;
             draft.write(cx, dist, &rel, parts, previous, node).await?;
             continue;
         }
@@ -425,7 +427,10 @@ async fn publish_changes(
             return Ok(None);
         };
         if contents::is_contents(&rel) {
-            match contents::apply(cx, dist, parts, &mine, comp, a, previous.chunks).await? {
+            let index = (comp, a);
+            match contents::apply(cx, dist, parts, &mine, index, previous.chunks, &node.lists)
+                .await?
+            {
                 Some(parts) => rewritten.push((rel, parts)),
                 None => return Ok(None),
             }

@@ -182,10 +182,18 @@ async fn pooled(
 /// A binary package's Contents lines, as a derived blob.
 type ContentsBlob = Option<(BlobPath, String)>;
 
-/// Adds a binary package's Contents lines to its outcome.
-fn with_contents(outcome: UploadOutcome, contents: ContentsBlob) -> UploadOutcome {
+/// Adds a binary package's Contents lines to its outcome, and keeps them for this node's
+/// next publish.
+fn with_contents(
+    node: &index::Node,
+    outcome: UploadOutcome,
+    contents: ContentsBlob,
+) -> UploadOutcome {
     match contents {
-        Some((path, text)) => outcome.with_derived(path, text),
+        Some((path, text)) => {
+            node.lists.insert(path.as_ref(), &text);
+            outcome.with_derived(path, text)
+        }
         None => outcome,
     }
 }
@@ -357,7 +365,11 @@ impl Provider for AptProvider {
         }
         check_filename(&req.file.filename)?;
         let (record, contents) = binary_record(cx, &req.file, Some(&req), dist, component).await?;
-        Ok(with_contents(UploadOutcome::one(record), contents))
+        Ok(with_contents(
+            &self.node,
+            UploadOutcome::one(record),
+            contents,
+        ))
     }
 
     async fn index(&self, cx: &RepoContext, scope: IndexScope) -> Result<()> {
