@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use object_store::path::Path as BlobPath;
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::NotSet, ColumnTrait as _, EntityTrait, IntoActiveModel,
-    QueryFilter as _, Set,
+    QueryFilter as _, QueryOrder as _, Set,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,10 +131,13 @@ pub async fn export(config: &Config, names: &[String], to: &Path) -> Result<Stri
         let dir = catalog_dir(to, &row.provider, &row.name);
         std::fs::create_dir_all(&dir)?;
         write_json(&dir.join("repo.json"), row)?;
-        let files = file::Entity::find()
+        // Rows in an order of their own, not the database's: the same repo exports the same
+        // bytes from every backend (sorted here, as text collations differ between them).
+        let mut files = file::Entity::find()
             .filter(file::Column::RepoId.eq(row.id))
             .all(db.conn())
             .await?;
+        files.sort_by(|a, b| (&a.scope, &a.path).cmp(&(&b.scope, &b.path)));
         shas.extend(files.iter().map(|f| f.sha256.clone()));
         write_lines(&dir.join("files.jsonl"), &files)?;
         if let Some(key) = signing_key::Entity::find_by_id(row.id)
@@ -143,21 +146,24 @@ pub async fn export(config: &Config, names: &[String], to: &Path) -> Result<Stri
         {
             write_json(&dir.join("key.json"), &key)?;
         }
-        let entries = proxy_entry::Entity::find()
+        let mut entries = proxy_entry::Entity::find()
             .filter(proxy_entry::Column::RepoId.eq(row.id))
             .all(db.conn())
             .await?;
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
         shas.extend(entries.iter().map(|e| e.sha256.clone()));
         write_lines(&dir.join("proxy_entries.jsonl"), &entries)?;
-        let holds = blob_hold::Entity::find()
+        let mut holds = blob_hold::Entity::find()
             .filter(blob_hold::Column::RepoId.eq(row.id))
             .all(db.conn())
             .await?;
+        holds.sort_by(|a, b| (&a.tag, &a.sha256).cmp(&(&b.tag, &b.sha256)));
         shas.extend(holds.iter().map(|h| h.sha256.clone()));
         write_lines(&dir.join("blob_holds.jsonl"), &holds)?;
         let history = audit::Entity::find()
             .filter(audit::Column::Provider.eq(row.provider.clone()))
             .filter(audit::Column::Repo.eq(row.name.clone()))
+            .order_by_asc(audit::Column::Id)
             .all(db.conn())
             .await?;
         write_lines(&dir.join("audit.jsonl"), &history)?;
