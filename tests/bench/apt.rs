@@ -34,6 +34,64 @@ pub(crate) fn gpg_key(scratch: &Path) -> (PathBuf, String) {
     (home, fpr)
 }
 
+/// Creates a reprepro repo at `rr` (dist `stable`, `main`, amd64, signed by `fpr`) and adds
+/// `debs` to it, 500 per call; the seconds that took.
+pub(crate) fn reprepro_fill(rr: &Path, gnupg: &Path, fpr: &str, debs: &[PathBuf]) -> f64 {
+    std::fs::create_dir_all(rr.join("conf")).expect("reprepro");
+    std::fs::write(rr.join("conf/distributions"), format!("Codename: stable\nSuite: stable\nComponents: main\nArchitectures: amd64\nSignWith: {fpr}\n")).expect("reprepro conf");
+    timed(|| {
+        for chunk in debs.chunks(500) {
+            sh(Command::new("reprepro")
+                .arg("-b")
+                .arg(rr)
+                .env("GNUPGHOME", gnupg)
+                .args(["-S", "misc", "-P", "optional", "includedeb", "stable"])
+                .args(chunk));
+        }
+    })
+}
+
+/// aptly with its root at `root` (its config next to it), signing with the keys of `gnupg`.
+pub(crate) fn aptly_at(root: &Path, gnupg: &Path) -> impl Fn(&[&str]) -> String + use<> {
+    let conf = root.with_extension("conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{{\"rootDir\": \"{}\", \"gpgProvider\": \"gpg\", \"architectures\": [\"amd64\"]}}",
+            root.display()
+        ),
+    )
+    .expect("aptly conf");
+    let gnupg = gnupg.to_path_buf();
+    move |args: &[&str]| {
+        sh(Command::new("aptly")
+            .arg(format!("-config={}", conf.display()))
+            .args(args)
+            .env("GNUPGHOME", &gnupg))
+    }
+}
+
+/// Creates aptly repo `name` (dist `stable`, `main`), adds the debs of `dir` and publishes it
+/// signed by `fpr`; the seconds that took.
+pub(crate) fn aptly_fill(
+    aptly: &dyn Fn(&[&str]) -> String,
+    name: &str,
+    dir: &Path,
+    fpr: &str,
+) -> f64 {
+    timed(|| {
+        aptly(&[
+            "repo",
+            "create",
+            "-distribution=stable",
+            "-component=main",
+            name,
+        ]);
+        aptly(&["repo", "add", name, &dir.display().to_string()]);
+        aptly(&["publish", "repo", &format!("-gpg-key={fpr}"), name]);
+    })
+}
+
 pub(crate) fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch: &Path) {
     let debs_dir = data.dir.join("debs");
     let s = Server::start_with(Options::default());
@@ -59,19 +117,8 @@ pub(crate) fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch
     )
     .expect("pubkey");
     let rr = scratch.join(format!("reprepro-{n}"));
-    std::fs::create_dir_all(rr.join("conf")).expect("reprepro");
-    std::fs::write(rr.join("conf/distributions"), format!("Codename: stable\nSuite: stable\nComponents: main\nArchitectures: amd64\nSignWith: {fpr}\n")).expect("reprepro conf");
     let debs: Vec<PathBuf> = data.debs.iter().map(|f| debs_dir.join(f)).collect();
-    let rr_secs = timed(|| {
-        for chunk in debs.chunks(500) {
-            sh(Command::new("reprepro")
-                .arg("-b")
-                .arg(&rr)
-                .env("GNUPGHOME", &gnupg)
-                .args(["-S", "misc", "-P", "optional", "includedeb", "stable"])
-                .args(chunk));
-        }
-    });
+    let rr_secs = reprepro_fill(&rr, &gnupg, &fpr, &debs);
     rep.add(
         "upload",
         "N debs, one import",
@@ -81,33 +128,9 @@ pub(crate) fn apt(rep: &mut Report, cfg: &Config, n: usize, data: &Data, scratch
         "s",
         String::new(),
     );
-    let aptly_conf = scratch.join(format!("aptly-{n}.conf"));
     let aptly_root = scratch.join(format!("aptly-{n}"));
-    std::fs::write(
-        &aptly_conf,
-        format!(
-            "{{\"rootDir\": \"{}\", \"gpgProvider\": \"gpg\", \"architectures\": [\"amd64\"]}}",
-            aptly_root.display()
-        ),
-    )
-    .expect("aptly conf");
-    let aptly = |args: &[&str]| {
-        sh(Command::new("aptly")
-            .arg(format!("-config={}", aptly_conf.display()))
-            .args(args)
-            .env("GNUPGHOME", &gnupg))
-    };
-    let aptly_secs = timed(|| {
-        aptly(&[
-            "repo",
-            "create",
-            "-distribution=stable",
-            "-component=main",
-            "bench",
-        ]);
-        aptly(&["repo", "add", "bench", &debs_dir.display().to_string()]);
-        aptly(&["publish", "repo", &format!("-gpg-key={fpr}"), "bench"]);
-    });
+    let aptly = aptly_at(&aptly_root, &gnupg);
+    let aptly_secs = aptly_fill(&aptly, "bench", &debs_dir, &fpr);
     rep.add(
         "upload",
         "N debs, one import",

@@ -214,14 +214,7 @@ pub(crate) fn pypi(
     ] {
         let secs = median_of_3(|round| {
             let target = scratch.join(format!("uv-{subject}-{n}-{round}"));
-            timed(|| {
-                sh(Command::new(venv.join("bin/uv"))
-                    .args(["pip", "install", "--no-cache", "--quiet", "--target"])
-                    .arg(&target)
-                    .args(["--index-url", &index])
-                    .args(&wanted)
-                    .env("UV_NO_CONFIG", "1"));
-            })
+            uv_install(venv, &target, &index, &wanted)
         });
         rep.add(
             "client",
@@ -268,4 +261,21 @@ pub(crate) fn pypi_static(
                 .expect("static metadata");
         }
     }
+}
+
+/// Seconds `uv pip install` of `packages` from `index` into the folder `target` takes.
+pub(crate) fn uv_install<S: AsRef<std::ffi::OsStr>>(
+    venv: &Path,
+    target: &Path,
+    index: &str,
+    packages: &[S],
+) -> f64 {
+    timed(|| {
+        sh(Command::new(venv.join("bin/uv"))
+            .args(["pip", "install", "--no-cache", "--quiet", "--target"])
+            .arg(target)
+            .args(["--index-url", index])
+            .args(packages)
+            .env("UV_NO_CONFIG", "1"));
+    })
 }

@@ -225,20 +225,13 @@ fn scale_apt(rep: &mut Report, sc: &Scale, scratch: &Path) {
 
     // reprepro and aptly on the same packages.
     let (gnupg, fpr) = gpg_key(scratch);
-    let rr = scratch.join(format!("scale-reprepro-{n}"));
-    std::fs::create_dir_all(rr.join("conf")).expect("reprepro");
-    std::fs::write(rr.join("conf/distributions"), format!("Codename: stable\nSuite: stable\nComponents: main\nArchitectures: amd64\nSignWith: {fpr}\n")).expect("reprepro conf");
     let paths: Vec<PathBuf> = debs.iter().map(|f| dir.join(f)).collect();
-    let secs = timed(|| {
-        for chunk in paths.chunks(500) {
-            sh(Command::new("reprepro")
-                .arg("-b")
-                .arg(&rr)
-                .env("GNUPGHOME", &gnupg)
-                .args(["-S", "misc", "-P", "optional", "includedeb", "stable"])
-                .args(chunk));
-        }
-    });
+    let secs = reprepro_fill(
+        &scratch.join(format!("scale-reprepro-{n}")),
+        &gnupg,
+        &fpr,
+        &paths,
+    );
     rep.add(
         "scale",
         "import N debs (bulk, one publish)",
@@ -248,32 +241,8 @@ fn scale_apt(rep: &mut Report, sc: &Scale, scratch: &Path) {
         "s",
         "includedeb, 500 per call".into(),
     );
-    let conf = scratch.join(format!("scale-aptly-{n}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "{{\"rootDir\": \"{}\", \"gpgProvider\": \"gpg\", \"architectures\": [\"amd64\"]}}",
-            scratch.join(format!("scale-aptly-{n}")).display()
-        ),
-    )
-    .expect("aptly conf");
-    let aptly = |args: &[&str]| {
-        sh(Command::new("aptly")
-            .arg(format!("-config={}", conf.display()))
-            .args(args)
-            .env("GNUPGHOME", &gnupg))
-    };
-    let secs = timed(|| {
-        aptly(&[
-            "repo",
-            "create",
-            "-distribution=stable",
-            "-component=main",
-            "big",
-        ]);
-        aptly(&["repo", "add", "big", &folder]);
-        aptly(&["publish", "repo", &format!("-gpg-key={fpr}"), "big"]);
-    });
+    let aptly = aptly_at(&scratch.join(format!("scale-aptly-{n}")), &gnupg);
+    let secs = aptly_fill(&aptly, "big", &dir, &fpr);
     rep.add(
         "scale",
         "import N debs (bulk, one publish)",
@@ -364,14 +333,7 @@ fn scale_pypi(rep: &mut Report, sc: &Scale, venv: &Path, scratch: &Path) {
     ] {
         let secs = median_of_3(|round| {
             let target = scratch.join(format!("scale-uv-{subject}-{n}-{round}"));
-            timed(|| {
-                sh(Command::new(venv.join("bin/uv"))
-                    .args(["pip", "install", "--no-cache", "--quiet", "--target"])
-                    .arg(&target)
-                    .args(["--index-url", &index])
-                    .args(&projects)
-                    .env("UV_NO_CONFIG", "1"));
-            })
+            uv_install(venv, &target, &index, &projects)
         });
         rep.add(
             "scale",
