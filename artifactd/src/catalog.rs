@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::db::entities::{blob_hold, file, repo};
-use crate::db::{Db, now_millis};
+use crate::db::{Db, VALUES_PER_STATEMENT, now_millis};
 
 fn db_err(e: DbErr) -> Error {
     if crate::db::unreachable(&e) {
@@ -138,10 +138,7 @@ async fn bump_stamp(
     generation_of(txn, repo_id).await.map_err(db_err)
 }
 
-/// Keys one statement binds at most: every database limits the values of a statement.
-const KEYS_PER_QUERY: usize = 500;
-
-/// `q` as queries of at most [`KEYS_PER_QUERY`] distinct keys each, whose results add up.
+/// `q` as queries of at most [`VALUES_PER_STATEMENT`] distinct keys each, whose results add up.
 fn split_keys(mut q: ListQuery) -> Vec<ListQuery> {
     let Some(mut keys) = q.keys.take() else {
         return vec![q];
@@ -151,7 +148,7 @@ fn split_keys(mut q: ListQuery) -> Vec<ListQuery> {
     if keys.is_empty() {
         return Vec::new();
     }
-    keys.chunks(KEYS_PER_QUERY)
+    keys.chunks(VALUES_PER_STATEMENT)
         .map(|part| {
             let mut one = q.clone();
             one.keys = Some(part.to_vec());
@@ -324,6 +321,25 @@ impl Catalog for DbCatalog {
             .map_err(db_err)
     }
 
+    async fn changed_scopes(&self, since: u64) -> Result<std::collections::BTreeSet<String>> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(std::collections::BTreeSet::new());
+        };
+        // The scope only, from the (repo, changed_gen, scope) index: a promotion's thousand
+        // new records are not read back whole to learn which dist they are in.
+        let scopes: Vec<String> = file::Entity::find()
+            .select_only()
+            .column(file::Column::Scope)
+            .distinct()
+            .filter(file::Column::RepoId.eq(repo_id))
+            .filter(file::Column::ChangedGen.gt(i64::try_from(since).unwrap_or(i64::MAX)))
+            .into_tuple()
+            .all(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(scopes.into_iter().collect())
+    }
+
     async fn delete(&self, scope: &str, path: &str) -> Result<bool> {
         self.changed();
         let Some(repo_id) = self.repo_id else {
@@ -478,7 +494,7 @@ impl Catalog for DbCatalog {
         shas.sort_unstable();
         shas.dedup();
         // Bounded statements: every database has a limit on bound values.
-        for part in shas.chunks(500) {
+        for part in shas.chunks(VALUES_PER_STATEMENT) {
             let rows = part.iter().map(|sha| blob_hold::ActiveModel {
                 repo_id: Set(repo_id),
                 tag: Set(tag.to_owned()),

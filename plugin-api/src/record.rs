@@ -281,6 +281,16 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         Ok(self.list(query).await?.len() as u64)
     }
 
+    /// The scopes of the records inserted, replaced or yanked after generation `since`.
+    async fn changed_scopes(&self, since: u64) -> Result<std::collections::BTreeSet<String>> {
+        Ok(self
+            .list(ListQuery::all().changed_since(since))
+            .await?
+            .into_iter()
+            .map(|r| r.scope)
+            .collect())
+    }
+
     /// The record at `path` in any scope, if there is one.
     async fn get(&self, path: &str) -> Result<Option<FileRecord>> {
         Ok(self.list(ListQuery::path(path)).await?.into_iter().next())

@@ -78,6 +78,10 @@ pub fn now_millis() -> i64 {
 }
 
 /// What clients are told while the database cannot be reached.
+/// Values one statement binds at most in a list (`IN (…)`, a multi-row insert's rows): every
+/// database limits the values of a statement (SQLite's default is 32,766).
+pub const VALUES_PER_STATEMENT: usize = 500;
+
 pub const UNREACHABLE: &str = "The database is unreachable; try again shortly.";
 
 /// Whether a database error means the server could not talk to the database at all.

@@ -302,13 +302,7 @@ async fn changed_by_call(
     if cx.catalog.generation().await? == before {
         return Ok(None);
     }
-    let scopes: std::collections::BTreeSet<String> = cx
-        .catalog
-        .list(ListQuery::all().changed_since(before))
-        .await?
-        .into_iter()
-        .map(|r| r.scope)
-        .collect();
+    let scopes = cx.catalog.changed_scopes(before).await?;
     Ok(Some(if scopes.is_empty() {
         IndexScope::All
     } else {

@@ -49,7 +49,7 @@ impl AppState {
         shas.sort_unstable();
         shas.dedup();
         let mut held: HashSet<String> = HashSet::new();
-        for part in shas.chunks(500) {
+        for part in shas.chunks(crate::db::VALUES_PER_STATEMENT) {
             held.extend(
                 blob_hold::Entity::find()
                     .filter(blob_hold::Column::RepoId.eq(row.id))

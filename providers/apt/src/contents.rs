@@ -17,6 +17,7 @@ use std::path::Path;
 
 use artifactd_plugin_api::{Error, FileRecord, ListQuery, RepoContext, Result};
 
+use crate::bounded::Bounded;
 use crate::index::{belongs, chunk_of, read_blob, render_chunk};
 use crate::plain::Parts;
 
@@ -103,36 +104,31 @@ pub const FOLDER: &str = "contents";
 /// The Contents lines of packages by their blob (named by the package's SHA-256, so an entry
 /// is never stale), as this node wrote or read them: a full publish, such as a promotion's
 /// new dist, reads one per package.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ListCache {
-    lists: std::sync::Mutex<(usize, std::collections::HashMap<String, Arc<str>>)>,
+    lists: Bounded<String, Arc<str>>,
 }
 
 /// What [`ListCache`] holds at most.
 const LIST_CACHE_BYTES: usize = 16 << 20;
 
-impl ListCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (usize, std::collections::HashMap<String, Arc<str>>)> {
-        self.lists
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl Default for ListCache {
+    fn default() -> Self {
+        Self {
+            lists: Bounded::new(LIST_CACHE_BYTES),
+        }
     }
+}
 
+impl ListCache {
     fn get(&self, blob: &str) -> Option<Arc<str>> {
-        self.lock().1.get(blob).cloned()
+        self.lists.get(blob)
     }
 
     /// Keeps the lines of `blob`; everything is dropped when the cache is full.
     pub(crate) fn insert(&self, blob: &str, text: &str) {
-        let mut held = self.lock();
-        if held.0 + text.len() > LIST_CACHE_BYTES {
-            *held = (0, std::collections::HashMap::new());
-        }
-        if held.1.insert(blob.to_owned(), Arc::from(text)).is_none() {
-            held.0 += text.len() + blob.len();
-        }
+        self.lists
+            .insert(blob.to_owned(), Arc::from(text), blob.len() + text.len());
     }
 }
 

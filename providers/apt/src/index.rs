@@ -567,7 +567,7 @@ mod tests {
         );
         assert_eq!(cache.get("r", &blob("bb"), rel), Some(text("two")));
         assert_eq!(cache.get("s", &blob("aa"), rel), Some(text("other repo")));
-        assert_eq!(cache.lock().len(), 2);
+        assert_eq!(cache.len(), 2);
         // Two indexes of one folder are kept side by side.
         let contents = |d: &str| format!("dists/stable/main/by-hash/SHA256/{d}");
         cache.insert("r", &contents("cc"), "main/Contents-amd64", text("amd64"));
@@ -576,7 +576,7 @@ mod tests {
             cache.get("r", &contents("cc"), "main/Contents-amd64"),
             Some(text("amd64"))
         );
-        assert_eq!(cache.lock().len(), 4);
+        assert_eq!(cache.len(), 4);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! API calls (JSON `POST`s, write access): `snapshots` (take one), `snapshots/remove` and
 //! `promote`.
 
+mod bounded;
 mod changes;
 mod check;
 mod contents;

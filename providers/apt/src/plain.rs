@@ -1,14 +1,14 @@
 //! The plain `Packages` files. Only `Packages.gz` is stored; the plain text is needed for its
 //! hash in `Release`, for the incremental publish, and for the rare client that fetches it.
 
-use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use artifactd_plugin_api::{Error, RepoContext, Result};
 
+use crate::bounded::Bounded;
 use crate::index::{State, read_blob};
 
 /// The chunks of one `Packages` file being published: text and gzip member per chunk.
@@ -22,10 +22,10 @@ pub(crate) struct Parts {
 /// or read. An entry names its gzip's blob, which is the gzip's hash, so it is never stale. The
 /// plain file is not stored (apt fetches the `.gz`); what is not here is inflated from the `.gz`,
 /// member by member.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PlainCache {
     /// By (repo, index folder): the `.gz` blob and the plain chunks.
-    texts: Mutex<HashMap<(String, String), PlainEntry>>,
+    texts: Bounded<(String, String), PlainEntry>,
 }
 
 type PlainEntry = (String, Arc<Vec<Bytes>>);
@@ -33,13 +33,15 @@ type PlainEntry = (String, Arc<Vec<Bytes>>);
 /// What [`PlainCache`] holds at most.
 const PLAIN_CACHE_BYTES: usize = 64 << 20;
 
-impl PlainCache {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PlainEntry>> {
-        self.texts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl Default for PlainCache {
+    fn default() -> Self {
+        Self {
+            texts: Bounded::new(PLAIN_CACHE_BYTES),
+        }
     }
+}
 
+impl PlainCache {
     /// One entry per index: its folder (from the blob's name, so per dist) and its file name
     /// (a folder may hold several, such as `main/Contents-amd64` and `main/Contents-i386`).
     fn key(repo: &str, gz_blob: &str, rel: &str) -> (String, String) {
@@ -49,25 +51,24 @@ impl PlainCache {
     }
 
     pub(crate) fn get(&self, repo: &str, gz_blob: &str, rel: &str) -> Option<Arc<Vec<Bytes>>> {
-        self.lock()
+        self.texts
             .get(&Self::key(repo, gz_blob, rel))
             .filter(|(blob, _)| blob == gz_blob)
-            .map(|(_, texts)| texts.clone())
+            .map(|(_, texts)| texts)
     }
 
     pub(crate) fn insert(&self, repo: &str, gz_blob: &str, rel: &str, texts: Arc<Vec<Bytes>>) {
-        let key = Self::key(repo, gz_blob, rel);
-        let mut map = self.lock();
-        map.remove(&key);
-        let held: usize = map
-            .values()
-            .flat_map(|(_, t)| t.iter())
-            .map(Bytes::len)
-            .sum();
-        if held + texts.iter().map(Bytes::len).sum::<usize>() > PLAIN_CACHE_BYTES {
-            map.clear();
-        }
-        map.insert(key, (gz_blob.to_owned(), texts));
+        let bytes = texts.iter().map(Bytes::len).sum();
+        self.texts.insert(
+            Self::key(repo, gz_blob, rel),
+            (gz_blob.to_owned(), texts),
+            bytes,
+        );
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.texts.len()
     }
 
     /// The plain chunks of `rel` as `state` published it, with its gzip members; `None` when the
