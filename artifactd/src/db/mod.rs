@@ -474,18 +474,20 @@ mod tests {
             detail.iter().any(|d| d.contains("USING INDEX files_path")),
             "{detail:?}"
         );
-        // What changed in a scope since a publish (the APT provider's incremental publish).
-        let detail = plan(
-            &db,
+        // What changed since a publish, in one scope (the APT provider's incremental publish)
+        // and in any (the scopes an API call changed).
+        for sql in [
             "SELECT * FROM files WHERE repo_id = 1 AND scope = '' AND changed_gen > 2990",
-        )
-        .await;
-        assert!(
-            detail
-                .iter()
-                .any(|d| d.contains("USING INDEX files_changed")),
-            "{detail:?}"
-        );
+            "SELECT DISTINCT scope FROM files WHERE repo_id = 1 AND changed_gen > 2990",
+        ] {
+            let detail = plan(&db, sql).await;
+            assert!(
+                detail
+                    .iter()
+                    .any(|d| d.contains("USING") && d.contains("INDEX files_repo_changed")),
+                "{sql}: {detail:?}"
+            );
+        }
     }
 
     #[tokio::test]
