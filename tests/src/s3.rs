@@ -33,8 +33,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The Garage binary, built on first use (`cargo install --locked`, about a quarter of an hour
-/// on two cores) into `$HOME/.cache/artifactd/garage-VERSION`.
+/// The Garage binary, built on first use (`cargo install --locked`) into
+/// `$HOME/.cache/artifactd/garage-VERSION`. It is built for a test's loads, not a store's: at
+/// opt-level 1, without LTO and in many codegen units, which takes a fraction of its release
+/// profile's time on two cores.
 fn garage_binary() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     let cache = home.join(".cache/artifactd");
@@ -61,7 +63,12 @@ fn garage_binary() -> PathBuf {
             .args(["--no-default-features", "--features", "lmdb,bundled-libs"])
             .arg("--root")
             .arg(&root)
-            .env("CARGO_TARGET_DIR", cache.join("garage-build")));
+            .env("CARGO_TARGET_DIR", cache.join("garage-build"))
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+            .env("CARGO_PROFILE_RELEASE_LTO", "off")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+            .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false"));
     }
     bin
 }
