@@ -28,6 +28,7 @@
 
 mod context;
 mod error;
+pub mod flight;
 pub mod html;
 mod listing;
 mod provider;

@@ -110,7 +110,15 @@ pub struct Db {
     conn: DatabaseConnection,
     /// Repo rows kept between reads, for an embedded database only (see [`RowCache`]).
     rows: Option<std::sync::Arc<RowCache>>,
+    /// Permits for repo row queries, as many as the pool has connections: a request that
+    /// waits for one holds a permit request, not a built query and its futures. Every read
+    /// of a repo makes this query (or finds its row cached), so a burst of readers would
+    /// otherwise queue a thousand built queries for the pool.
+    row_queries: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Connections of the pool, and permits of [`Db::row_queries`].
+const POOL_SIZE: u32 = 16;
 
 /// How long a cached repo row may be used without being read again, whatever this process
 /// wrote: the bound for changes it cannot see (another process on the same SQLite file, a
@@ -176,7 +184,7 @@ impl Db {
     pub async fn open(url: &str) -> Result<Self, DbStartError> {
         probe(url).await?;
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(16)
+        opts.max_connections(POOL_SIZE)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             // A database restart shorter than this is ridden out by waiting requests; longer
@@ -203,7 +211,11 @@ impl Db {
             .map_err(DbStartError::Migrate)?;
         let rows = (conn.get_database_backend() == sea_orm::DbBackend::Sqlite)
             .then(std::sync::Arc::default);
-        Ok(Self { conn, rows })
+        Ok(Self {
+            conn,
+            rows,
+            row_queries: std::sync::Arc::new(tokio::sync::Semaphore::new(POOL_SIZE as usize)),
+        })
     }
 
     /// The connection (a pool).
@@ -269,13 +281,26 @@ impl Db {
         if let Some(row) = cache.get(provider, name) {
             return Ok(Some(row));
         }
+        let _permit = self.row_query_permit().await?;
+        // Readers that missed the row together queued for permits: the first one's query
+        // serves those behind it.
+        if let Some(row) = cache.get(provider, name) {
+            return Ok(Some(row));
+        }
         // The epoch before the query: a change committed meanwhile makes this entry stale.
         let epoch = cache.epoch.load(std::sync::atomic::Ordering::Acquire);
-        let row = self.repo(provider, name).await?;
+        let row = Box::pin(self.repo_query(provider, name)).await?;
         if let Some(r) = &row {
             cache.put(epoch, r);
         }
         Ok(row)
+    }
+
+    async fn row_query_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, DbErr> {
+        self.row_queries
+            .acquire()
+            .await
+            .map_err(|_| DbErr::Custom("the repo row queries were closed".into()))
     }
 
     /// The repo `provider/name`, if it exists.
@@ -283,6 +308,11 @@ impl Db {
     /// # Errors
     /// Database failures.
     pub async fn repo(&self, provider: &str, name: &str) -> Result<Option<repo::Model>, DbErr> {
+        let _permit = self.row_query_permit().await?;
+        Box::pin(self.repo_query(provider, name)).await
+    }
+
+    async fn repo_query(&self, provider: &str, name: &str) -> Result<Option<repo::Model>, DbErr> {
         repo::Entity::find()
             .filter(repo::Column::Provider.eq(provider))
             .filter(repo::Column::Name.eq(name))

@@ -193,6 +193,9 @@ const MEMO_MAX_TOTAL: usize = 16 << 20;
 #[derive(Debug, Default)]
 pub struct BlobMemo {
     inner: std::sync::Mutex<MemoInner>,
+    /// Reads of missing entries in progress: readers that miss one together (right after a
+    /// publish) wait for the first one's read, not each hold a copy of the blob.
+    reads: artifactd_plugin_api::flight::Flights<(i64, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -335,7 +338,7 @@ pub async fn render(
                 )),
                 _ => None,
             };
-            let kept = memo.as_ref().and_then(|(m, k)| m.get(k));
+            let mut kept = memo.as_ref().and_then(|(m, k)| m.get(k));
             let (size, stored_etag) = match &kept {
                 Some((bytes, etag)) => (bytes.len() as u64, etag.clone()),
                 None => match store.head(&path).await {
@@ -389,6 +392,21 @@ pub async fn render(
             headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
             if *method == Method::HEAD {
                 return Ok(with_headers(status, headers, Body::empty()));
+            }
+            let mut _reading = None;
+            if let Some((m, k)) = &memo
+                && range.is_none()
+                && size <= MEMO_MAX_BLOB
+            {
+                // Readers that miss a blob together (right after a publish) read it once; the
+                // others wait and take it from the memo.
+                while kept.is_none() {
+                    if let Some(leader) = m.reads.join(&k.slot).await {
+                        _reading = Some(leader);
+                        break;
+                    }
+                    kept = m.get(k);
+                }
             }
             if let Some((bytes, _)) = kept {
                 let part = match range {

@@ -72,6 +72,42 @@ fn metadata_blob(sha256: &str) -> BlobPath {
 }
 
 impl PypiProvider {
+    /// The root page (`page` `None`) or a project's page, rendered from the catalog.
+    async fn render_page(
+        cx: &RepoContext,
+        source: &Source,
+        format: Format,
+        page: Option<&str>,
+        files_prefix: &str,
+    ) -> Result<Vec<u8>> {
+        let Some(project) = page else {
+            return Ok(simple::root(format, &source.keys(cx).await?));
+        };
+        let mut files = source.project(cx, project).await?;
+        if files.is_empty() {
+            return Err(Error::not_found(format!(
+                "There is no project {project:?} in this repo."
+            )));
+        }
+        let status = cx.settings.status_of(project);
+        if status.is_some_and(|s| s.status.hides_files()) {
+            files.clear();
+        }
+        simple::sort_files(&mut files);
+        let files: Vec<simple::PageFile<'_>> = files.iter().map(simple::PageFile::from).collect();
+        let meta = simple::ProjectMeta {
+            status,
+            ..Default::default()
+        };
+        Ok(simple::project_with(
+            format,
+            project,
+            &files,
+            files_prefix,
+            meta,
+        ))
+    }
+
     async fn page(
         &self,
         cx: &RepoContext,
@@ -98,36 +134,19 @@ impl PypiProvider {
             format!("{mount}{files_prefix}{}", page.unwrap_or("")),
             format.tag(),
         );
-        let body = match self.cache.get(&key, generation) {
-            Some(b) => b,
-            None => {
-                let body = match page {
-                    None => simple::root(format, &source.keys(cx).await?),
-                    Some(project) => {
-                        let mut files = source.project(cx, project).await?;
-                        if files.is_empty() {
-                            return Err(Error::not_found(format!(
-                                "There is no project {project:?} in this repo."
-                            )));
-                        }
-                        let status = cx.settings.status_of(project);
-                        if status.is_some_and(|s| s.status.hides_files()) {
-                            files.clear();
-                        }
-                        simple::sort_files(&mut files);
-                        let files: Vec<simple::PageFile<'_>> =
-                            files.iter().map(simple::PageFile::from).collect();
-                        let meta = simple::ProjectMeta {
-                            status,
-                            ..Default::default()
-                        };
-                        simple::project_with(format, project, &files, files_prefix, meta)
-                    }
-                };
-                let body = Bytes::from(body);
-                self.cache.put(key, generation, body.clone());
-                body
+        let mut waited = None;
+        let (generation, body) = loop {
+            if let Some(kept) = self.cache.get_since(&key, generation, waited) {
+                break kept;
             }
+            let since = std::time::Instant::now();
+            if let Some(_rendering) = self.cache.renders.join(&key).await {
+                let body =
+                    Bytes::from(Self::render_page(cx, source, format, page, files_prefix).await?);
+                self.cache.put(key, generation, body.clone());
+                break (generation, body);
+            }
+            waited = Some(since);
         };
         let etag = format!("\"g{generation}-{}\"", format.tag());
         let mut resp = ServeResponse::bytes(format.content_type(), body)
