@@ -14,6 +14,7 @@ use super::{
     validate_repo_name,
 };
 use crate::auth::{Auth, Scope};
+use crate::db::entities::repo;
 
 /// The decoded segments of a `/repo/...` path.
 #[derive(Debug)]
@@ -59,6 +60,27 @@ struct Target {
     name: String,
     /// The path below the repo, with its trailing slash.
     rest: String,
+}
+
+impl Target {
+    /// The repo's row, if `need` is allowed, and its context for the provider.
+    async fn open(
+        &self,
+        st: &AppState,
+        need: Scope,
+    ) -> Result<(repo::Model, RepoContext), ApiError> {
+        let row = st
+            .repo_for(&self.auth, &self.kind, &self.name, need)
+            .await?;
+        let cx = st.context(
+            &self.kind,
+            &self.name,
+            Some(&row),
+            self.auth.principal.clone(),
+            &self.base,
+        );
+        Ok((row, cx))
+    }
 }
 
 /// Routes a `/repo/...` request by its path and method. Each branch runs as a future of its
@@ -144,14 +166,7 @@ fn to_repo_root(t: &Target, query: Option<&str>) -> Response {
 
 /// GET and HEAD: the provider's serve hook, or the proxy of a proxy or virtual repo.
 async fn read(st: &AppState, t: Target, req: Request) -> Result<Response, ApiError> {
-    let row = st.repo_for(&t.auth, &t.kind, &t.name, Scope::Read).await?;
-    let cx = st.context(
-        &t.kind,
-        &t.name,
-        Some(&row),
-        t.auth.principal.clone(),
-        &t.base,
-    );
+    let (row, cx) = t.open(st, Scope::Read).await?;
     let method = req.method().clone();
     let mut sreq = ServeRequest::get(t.rest.clone());
     sreq.method = method.clone();
@@ -184,7 +199,7 @@ async fn read(st: &AppState, t: Target, req: Request) -> Result<Response, ApiErr
 async fn proxied_read(
     st: &AppState,
     t: &Target,
-    row: &crate::db::entities::repo::Model,
+    row: &repo::Model,
     cx: &RepoContext,
     format: &dyn artifactd_plugin_api::ProxyFormat,
     sreq: &ServeRequest,
@@ -291,14 +306,7 @@ async fn upload_form(st: &AppState, t: Target, req: Request) -> Result<Response,
 
 /// DELETE of a file's records.
 async fn delete(st: &AppState, t: Target) -> Result<Response, ApiError> {
-    let row = st.repo_for(&t.auth, &t.kind, &t.name, Scope::Admin).await?;
-    let cx = st.context(
-        &t.kind,
-        &t.name,
-        Some(&row),
-        t.auth.principal.clone(),
-        &t.base,
-    );
+    let (row, cx) = t.open(st, Scope::Admin).await?;
     let records = cx.catalog.list(ListQuery::path(t.rest.clone())).await?;
     if records.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -314,14 +322,7 @@ async fn delete(st: &AppState, t: Target) -> Result<Response, ApiError> {
 
 /// Other writes: the provider's JSON API, re-indexed and audited when it changed the catalog.
 async fn api_call(st: &AppState, t: Target, req: Request) -> Result<Response, ApiError> {
-    let row = st.repo_for(&t.auth, &t.kind, &t.name, Scope::Write).await?;
-    let cx = st.context(
-        &t.kind,
-        &t.name,
-        Some(&row),
-        t.auth.principal.clone(),
-        &t.base,
-    );
+    let (row, cx) = t.open(st, Scope::Write).await?;
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
