@@ -44,6 +44,13 @@ impl Report {
         });
     }
 
+    /// Whether any subject was measured for `what` (not with `--only` the other provider).
+    pub(crate) fn measured(&self, group: &str, what: &str, n: usize) -> bool {
+        self.rows
+            .iter()
+            .any(|r| r.group == group && r.what == what && r.n == n)
+    }
+
     pub(crate) fn get(&self, group: &str, what: &str, n: usize, subject: &str) -> Option<f64> {
         self.rows
             .iter()
@@ -63,6 +70,9 @@ impl Report {
 pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
     for &n in &cfg.ns {
         for page in ["root page", "project page"] {
+            if !rep.measured("read", page, n) {
+                continue;
+            }
             let ours = rep.get("read", page, n, "artifactd").unwrap_or(0.0);
             let py = rep.get("read", page, n, "pypiserver").unwrap_or(f64::NAN);
             let ng = rep.get("read", page, n, "nginx").unwrap_or(f64::NAN);
@@ -129,7 +139,8 @@ pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
         let ours = rep
             .get("publish", "add 1 package and republish", n, "artifactd")
             .unwrap_or(f64::NAN);
-        for peer in ["aptly", "reprepro"] {
+        let published = rep.measured("publish", "add 1 package and republish", n);
+        for peer in ["aptly", "reprepro"].into_iter().filter(|_| published) {
             let t = rep
                 .get("publish", "add 1 package and republish", n, peer)
                 .unwrap_or(f64::NAN);
@@ -143,6 +154,9 @@ pub(crate) fn targets(rep: &mut Report, cfg: &Config) {
             ("apt-get update (cold)", "nginx"),
             ("uv pip install 20 packages", "nginx"),
         ] {
+            if !rep.measured("client", what, n) {
+                continue;
+            }
             let ours = rep.get("client", what, n, "artifactd").unwrap_or(f64::NAN);
             let st = rep.get("client", what, n, subject).unwrap_or(f64::NAN);
             rep.check(
