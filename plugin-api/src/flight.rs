@@ -31,7 +31,7 @@ impl<K> Default for Flights<K> {
 #[derive(Debug)]
 pub struct Leader<'a, K: Hash + Eq> {
     flights: &'a Flights<K>,
-    key: Option<K>,
+    key: K,
     /// Dropped after the entry left the map: closing the channel wakes the followers.
     _done: watch::Sender<()>,
 }
@@ -52,7 +52,7 @@ impl<K: Hash + Eq + Clone> Flights<K> {
                     running.insert(key.clone(), rx);
                     return Some(Leader {
                         flights: self,
-                        key: Some(key.clone()),
+                        key: key.clone(),
                         _done: done,
                     });
                 }
@@ -66,13 +66,11 @@ impl<K: Hash + Eq + Clone> Flights<K> {
 
 impl<K: Hash + Eq> Drop for Leader<'_, K> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.flights
-                .running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&key);
-        }
+        self.flights
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::extract::Query;
-use super::upload::{self, Limits, SpooledFile};
+use super::upload::SpooledFile;
 use super::{ApiError, AppState, auth_of, validate_repo_name};
 use crate::auth::{Auth, Scope};
 
@@ -40,17 +40,9 @@ pub(super) async fn addpkg(
     validate_repo_name(&name)?;
     st.authorize(&auth, Some((provider.kind(), &name)), false, Scope::Write)?;
     let (parts, body) = req.into_parts();
-    let spooled = upload::spool(
-        &parts.headers,
-        body,
-        &st.inner.tmp_dir,
-        Limits {
-            max_bytes: st.inner.config.max_upload_bytes,
-            file_field: Some("f"),
-            max_files: MAX_FILES,
-        },
-    )
-    .await?;
+    let spooled = st
+        .spool_form(&parts.headers, body, Some("f"), MAX_FILES)
+        .await?;
     let mut params: Vec<(String, String)> = query
         .into_iter()
         .filter(|(k, _)| k != "provider" && k != "reponame")

@@ -8,7 +8,6 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use super::upload::{self, Limits};
 use super::{
     ApiError, AppState, Flow, auth_of, incoming, ingest, members, pages, respond,
     validate_repo_name,
@@ -276,17 +275,7 @@ async fn upload_form(st: &AppState, t: Target, req: Request) -> Result<Response,
     st.authorize(&t.auth, Some((&t.kind, &t.name)), false, Scope::Write)?;
     let query = query_pairs(req.uri().query());
     let (parts, body) = req.into_parts();
-    let spooled = upload::spool(
-        &parts.headers,
-        body,
-        &st.inner.tmp_dir,
-        Limits {
-            max_bytes: st.inner.config.max_upload_bytes,
-            file_field: None,
-            max_files: 1,
-        },
-    )
-    .await?;
+    let spooled = st.spool_form(&parts.headers, body, None, 1).await?;
     let mut params = query;
     params.extend(spooled.fields);
     let done = ingest(

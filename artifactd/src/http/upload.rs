@@ -200,6 +200,27 @@ fn multipart_error(e: multer::Error, limit: u64) -> ApiError {
     }
 }
 
+impl super::AppState {
+    /// [`spool`] into the server's temporary folder, under its upload size limit.
+    ///
+    /// # Errors
+    /// As [`spool`].
+    pub async fn spool_form(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        file_field: Option<&str>,
+        max_files: usize,
+    ) -> Result<Spooled, ApiError> {
+        let limits = Limits {
+            max_bytes: self.inner.config.max_upload_bytes,
+            file_field,
+            max_files,
+        };
+        spool(headers, body, &self.inner.tmp_dir, limits).await
+    }
+}
+
 /// Reads a `multipart/form-data` body.
 ///
 /// # Errors
