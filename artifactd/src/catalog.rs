@@ -138,6 +138,21 @@ async fn bump_stamp(
     generation_of(txn, repo_id).await.map_err(db_err)
 }
 
+/// Records in the open transaction that its write removed records: the repo's latest removal
+/// is the generation the write stamps (see [`Catalog::last_removal`]).
+async fn stamp_removal(txn: &sea_orm::DatabaseTransaction, repo_id: i64) -> Result<()> {
+    repo::Entity::update_many()
+        .col_expr(
+            repo::Column::RemovedGen,
+            Expr::col(repo::Column::Generation),
+        )
+        .filter(repo::Column::Id.eq(repo_id))
+        .exec(txn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// `q` as queries of at most [`VALUES_PER_STATEMENT`] distinct keys each, whose results add up.
 fn split_keys(mut q: ListQuery) -> Vec<ListQuery> {
     let Some(mut keys) = q.keys.take() else {
@@ -352,6 +367,7 @@ impl Catalog for DbCatalog {
         bump(&txn, repo_id, -1, -existing.size, None)
             .await
             .map_err(db_err)?;
+        stamp_removal(&txn, repo_id).await?;
         let res = file::Entity::delete_by_id(existing.id)
             .exec(&txn)
             .await
@@ -406,6 +422,21 @@ impl Catalog for DbCatalog {
         Ok(u64::try_from(generation.unwrap_or(0)).unwrap_or(0))
     }
 
+    async fn last_removal(&self) -> Result<u64> {
+        let Some(repo_id) = self.repo_id else {
+            return Ok(0);
+        };
+        // Always from the database: another node may have removed a record.
+        let removed: Option<i64> = repo::Entity::find_by_id(repo_id)
+            .select_only()
+            .column(repo::Column::RemovedGen)
+            .into_tuple()
+            .one(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(removed.unwrap_or(0)).unwrap_or(0))
+    }
+
     async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()> {
         self.changed();
         let repo_id = self.repo_id()?;
@@ -430,6 +461,9 @@ impl Catalog for DbCatalog {
                 files -= 1;
                 bytes -= m.size;
             }
+        }
+        if files < 0 {
+            stamp_removal(&txn, repo_id).await?;
         }
         let mut rows = Vec::with_capacity(insert.len());
         for r in insert {

@@ -276,6 +276,14 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Ends the hold `tag` (its blobs go with the next `gc` if nothing else refers to them).
     async fn release(&self, tag: &str) -> Result<()>;
 
+    /// The generation of the latest removal of a record, in any scope. A removal leaves no row
+    /// for [`ListQuery::changed_since`] to find, so whoever applies the changes since
+    /// generation `g` must look further (count the rows) only when this is above `g`.
+    /// `u64::MAX` when not known: a removal may have happened at any time.
+    async fn last_removal(&self) -> Result<u64> {
+        Ok(u64::MAX)
+    }
+
     /// How many records match `query`.
     async fn count(&self, query: ListQuery) -> Result<u64> {
         Ok(self.list(query).await?.len() as u64)

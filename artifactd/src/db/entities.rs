@@ -20,6 +20,9 @@ pub mod repo {
         pub settings: String,
         /// Bumped by every change to the repo's files.
         pub generation: i64,
+        /// The generation of the latest removal of a file record.
+        #[serde(default)]
+        pub removed_gen: i64,
         pub file_count: i64,
         pub total_size: i64,
         /// Milliseconds since the epoch; 0 when nothing was uploaded yet.

@@ -14,6 +14,8 @@ pub struct MemoryCatalog {
     /// The records, each with the generation its last insert, replace or yank produced.
     rows: Mutex<Vec<(FileRecord, u64)>>,
     generation: AtomicU64,
+    /// The generation of the latest removal.
+    removed: AtomicU64,
     overwrite: std::sync::atomic::AtomicBool,
     holds: Mutex<BTreeMap<String, Vec<String>>>,
 }
@@ -118,7 +120,7 @@ impl Catalog for MemoryCatalog {
         rows.retain(|(r, _)| !(r.scope == scope && r.path == path));
         let changed = rows.len() != before;
         if changed {
-            self.bump();
+            self.removed.store(self.bump(), Ordering::SeqCst);
         }
         Ok(changed)
     }
@@ -140,6 +142,10 @@ impl Catalog for MemoryCatalog {
         Ok(self.generation.load(Ordering::SeqCst))
     }
 
+    async fn last_removal(&self) -> Result<u64> {
+        Ok(self.removed.load(Ordering::SeqCst))
+    }
+
     async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()> {
         let mut rows = self.rows();
         let left: Vec<(FileRecord, u64)> = rows
@@ -157,6 +163,9 @@ impl Catalog for MemoryCatalog {
             )));
         }
         let stamp = self.bump();
+        if left.len() < rows.len() {
+            self.removed.store(stamp, Ordering::SeqCst);
+        }
         *rows = left;
         for n in insert {
             rows.push((

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
 use std::fs::File;
 use std::io::{Read, Seek as _, SeekFrom};
@@ -271,7 +270,7 @@ pub(crate) async fn apply(
     let keys: BTreeSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
     for key in keys {
         let i = chunk_of(key, chunks);
-        let Some(mut chunk) = parts.text.get(i).and_then(|t| parse_chunk(t)) else {
+        let Some(mut chunk) = parts.text().get(i).and_then(|t| parse_chunk(t)) else {
             return Ok(None);
         };
         let versions = cx.catalog.list(ListQuery::key(key).in_scope(dist)).await?;
@@ -283,8 +282,7 @@ pub(crate) async fn apply(
             }
         }
         let (text, gz) = render_chunk(&chunk)?;
-        parts.text[i] = Bytes::from(text);
-        parts.gz[i] = Bytes::from(gz);
+        parts.set(i, text, gz);
     }
     Ok(Some(parts))
 }
@@ -293,8 +291,7 @@ fn render(split: &[Chunk]) -> Result<Parts> {
     let mut parts = Parts::default();
     for chunk in split {
         let (text, gz) = render_chunk(chunk)?;
-        parts.text.push(Bytes::from(text));
-        parts.gz.push(Bytes::from(gz));
+        parts.push(text, gz);
     }
     Ok(parts)
 }

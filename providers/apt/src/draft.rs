@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::Arc;
 
 use artifactd_plugin_api::bytes::Bytes;
 use artifactd_plugin_api::object_store::path::Path as BlobPath;
@@ -16,7 +15,7 @@ use crate::index::{IndexFile, Node, State, compress, hex, index_dir};
 use crate::plain::Parts;
 use crate::retire;
 
-/// What one publish writes: the new `Packages` files and their chunk layout.
+/// What one publish writes: the new index files and their chunk layout.
 #[derive(Debug, Default)]
 pub(crate) struct Draft {
     pub(crate) files: BTreeMap<String, IndexFile>,
@@ -50,8 +49,8 @@ impl Draft {
     }
 
     /// Writes one index from its chunks, or keeps the published files when nothing changed.
-    /// Only the compressed forms are stored; the plain text is hashed for `Release` and kept in
-    /// `plain`.
+    /// Only the compressed forms are stored; the plain text is hashed for `Release`, and the
+    /// chunks stay in the node's cache for the next publish.
     pub(crate) async fn write(
         &mut self,
         cx: &RepoContext,
@@ -62,23 +61,20 @@ impl Draft {
         node: &Node,
     ) -> Result<()> {
         let layout: Vec<(u64, u64)> = parts
-            .text
+            .text()
             .iter()
-            .zip(&parts.gz)
+            .zip(parts.gz())
             .map(|(t, g)| (t.len() as u64, g.len() as u64))
             .collect();
-        let mut hasher = sha2::Sha256::new();
-        for t in &parts.text {
-            hasher.update(t);
-        }
-        let sha = hex(&hasher.finalize());
+        let digests = parts.digests();
+        let sha = digests.text;
         if previous.layout.get(rel) == Some(&layout)
             && previous.files.get(rel).is_some_and(|p| p.sha256 == sha)
             && self.keep(previous, rel)
         {
             return Ok(());
         }
-        let size = parts.text.iter().map(|t| t.len() as u64).sum();
+        let size = parts.text().iter().map(|t| t.len() as u64).sum();
         self.layout.insert(rel.to_owned(), layout);
         self.files.insert(
             rel.to_owned(),
@@ -89,44 +85,48 @@ impl Draft {
             },
         );
         if wants_xz(rel) {
-            let xz = compress_xz(&parts.text)?;
-            let blob = self.put(cx, dist, rel, xz, node).await?;
+            let xz = compress_xz(parts.text())?;
+            let sha256 = hex(&sha2::Sha256::digest(&xz));
+            let blob = self.put(cx, dist, rel, sha256, xz.into(), node).await?;
             self.files.insert(format!("{rel}.xz"), blob);
         }
-        let mut gz: Vec<u8> = parts.gz.concat();
-        if gz.is_empty() {
-            gz = compress(b"")?;
-        }
-        let gz = self.put(cx, dist, rel, gz, node).await?;
-        let blob = gz.blob.clone();
+        let (gz_sha, body) = match digests.gz {
+            // One buffer: a store writes a payload part by part, and thousands of small
+            // writes cost more than copying the members once.
+            Some(gz_sha) => (gz_sha, parts.gz().concat()),
+            None => {
+                let empty = compress(b"")?;
+                (hex(&sha2::Sha256::digest(&empty)), empty)
+            }
+        };
+        let gz = self.put(cx, dist, rel, gz_sha, body.into(), node).await?;
         // The plain file's by-hash name, for clients of this Release after it is replaced.
         cx.blobs
             .put(
                 &retire::alias_path(dist, rel, &sha),
-                PutPayload::from(blob.clone().into_bytes()),
+                PutPayload::from(gz.blob.clone().into_bytes()),
             )
             .await?;
         node.plain
-            .insert(&cx.repo, &blob, rel, Arc::new(parts.text));
+            .insert(&cx.repo, &gz.blob, rel, parts, digests.prefixes);
         self.files.insert(format!("{rel}.gz"), gz);
         Ok(())
     }
 
-    /// Stores one compressed form of index `rel` under its by-hash name.
+    /// Stores one compressed form of index `rel`, whose SHA-256 is `sha256`, under its by-hash
+    /// name.
     async fn put(
         &self,
         cx: &RepoContext,
         dist: &str,
         rel: &str,
-        body: Vec<u8>,
+        sha256: String,
+        body: PutPayload,
         node: &Node,
     ) -> Result<IndexFile> {
-        let sha256 = hex(&sha2::Sha256::digest(&body));
         let blob = format!("dists/{dist}/{}by-hash/SHA256/{sha256}", index_dir(rel));
-        let size = body.len() as u64;
-        cx.blobs
-            .put(&BlobPath::from(blob.as_str()), PutPayload::from(body))
-            .await?;
+        let size = body.content_length() as u64;
+        cx.blobs.put(&BlobPath::from(blob.as_str()), body).await?;
         node.sweeper.wrote(&cx.repo, dist, size);
         Ok(IndexFile { sha256, size, blob })
     }

@@ -367,8 +367,7 @@ async fn publish_all(
         let mut parts = Parts::default();
         for chunk in &split {
             let (text, gz) = render_chunk(chunk)?;
-            parts.text.push(Bytes::from(text));
-            parts.gz.push(Bytes::from(gz));
+            parts.push(text, gz);
         }
         draft.write(cx, dist, &rel, parts, previous, node).await?;
     }
@@ -444,7 +443,7 @@ async fn publish_changes(
                 .push(r);
         }
         for (i, records) in touched {
-            let Some(mut chunk) = parts.text.get(i).and_then(|t| parse_chunk(t)) else {
+            let Some(mut chunk) = parts.text().get(i).and_then(|t| parse_chunk(t)) else {
                 return Ok(None);
             };
             for p in &changed_paths {
@@ -456,20 +455,22 @@ async fn publish_changes(
                 chunk.insert(r.path.clone(), entry(r) + "\n");
             }
             let (text, gz) = render_chunk(&chunk)?;
-            parts.text[i] = Bytes::from(text);
-            parts.gz[i] = Bytes::from(gz);
+            parts.set(i, text, gz);
         }
         rewritten.push((rel, parts));
     }
     let count = previous.count + changed.len().saturating_sub(replaced.len()) as u64;
-    // Deletions leave no stamped row: the count shows them (and a replace committed meanwhile,
-    // whose row moved past `generation`); the full publish is the sound answer then.
+    // Removals leave no stamped row: when one happened since the last publish (in any dist of
+    // the repo), the count shows whether it was here (or a replace committed meanwhile moved a
+    // row past `generation`); the full publish is the sound answer then. Without one, counting
+    // the dist's rows would only cost a scan of them.
     if count > previous.chunks * CHUNK_TARGET * 4 && previous.chunks < MAX_CHUNKS
-        || cx
-            .catalog
-            .count(ListQuery::all().in_scope(dist).changed_until(generation))
-            .await?
-            != count
+        || cx.catalog.last_removal().await? > since
+            && cx
+                .catalog
+                .count(ListQuery::all().in_scope(dist).changed_until(generation))
+                .await?
+                != count
     {
         return Ok(None);
     }
@@ -548,36 +549,7 @@ async fn finish(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    #[test]
-    fn the_plain_cache_keeps_the_latest_text_of_each_index() {
-        let cache = PlainCache::default();
-        let blob = |d: &str| format!("dists/stable/main/binary-amd64/by-hash/SHA256/{d}");
-        let text = |t: &'static str| Arc::new(vec![Bytes::from_static(t.as_bytes())]);
-        let rel = "main/binary-amd64/Packages";
-        cache.insert("r", &blob("aa"), rel, text("one"));
-        cache.insert("r", &blob("bb"), rel, text("two"));
-        cache.insert("s", &blob("aa"), rel, text("other repo"));
-        assert!(
-            cache.get("r", &blob("aa"), rel).is_none(),
-            "replaced, not kept"
-        );
-        assert_eq!(cache.get("r", &blob("bb"), rel), Some(text("two")));
-        assert_eq!(cache.get("s", &blob("aa"), rel), Some(text("other repo")));
-        assert_eq!(cache.len(), 2);
-        // Two indexes of one folder are kept side by side.
-        let contents = |d: &str| format!("dists/stable/main/by-hash/SHA256/{d}");
-        cache.insert("r", &contents("cc"), "main/Contents-amd64", text("amd64"));
-        cache.insert("r", &contents("dd"), "main/Contents-i386", text("i386"));
-        assert_eq!(
-            cache.get("r", &contents("cc"), "main/Contents-amd64"),
-            Some(text("amd64"))
-        );
-        assert_eq!(cache.len(), 4);
-    }
 
     #[test]
     fn chunks_grow_with_the_dist() {

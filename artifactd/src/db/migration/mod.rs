@@ -7,8 +7,10 @@ use sea_orm_migration::schema::{
 };
 
 mod indexes;
+mod removals;
 
 use indexes::{ChangeStamps, FilesByChange, FilesByPath, FilesByScopeKey};
+use removals::RemovalStamps;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -28,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(IncomingFiles),
             Box::new(FilesByScopeKey),
             Box::new(FilesByChange),
+            Box::new(RemovalStamps),
         ]
     }
 }
