@@ -202,6 +202,18 @@ fn select(repo_id: i64, q: ListQuery) -> sea_orm::Select<file::Entity> {
 }
 
 impl DbCatalog {
+    /// One of the repo row's generation counters, read from the database.
+    async fn counter(&self, repo_id: i64, column: repo::Column) -> Result<u64> {
+        let value: Option<i64> = repo::Entity::find_by_id(repo_id)
+            .select_only()
+            .column(column)
+            .into_tuple()
+            .one(self.db.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(value.unwrap_or(0)).unwrap_or(0))
+    }
+
     async fn find(&self, repo_id: i64, scope: &str, path: &str) -> Result<Option<file::Model>> {
         file::Entity::find()
             .filter(file::Column::RepoId.eq(repo_id))
@@ -412,14 +424,7 @@ impl Catalog for DbCatalog {
         if known != u64::MAX {
             return Ok(known);
         }
-        let generation: Option<i64> = repo::Entity::find_by_id(repo_id)
-            .select_only()
-            .column(repo::Column::Generation)
-            .into_tuple()
-            .one(self.db.conn())
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(generation.unwrap_or(0)).unwrap_or(0))
+        self.counter(repo_id, repo::Column::Generation).await
     }
 
     async fn last_removal(&self) -> Result<u64> {
@@ -427,14 +432,7 @@ impl Catalog for DbCatalog {
             return Ok(0);
         };
         // Always from the database: another node may have removed a record.
-        let removed: Option<i64> = repo::Entity::find_by_id(repo_id)
-            .select_only()
-            .column(repo::Column::RemovedGen)
-            .into_tuple()
-            .one(self.db.conn())
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(removed.unwrap_or(0)).unwrap_or(0))
+        self.counter(repo_id, repo::Column::RemovedGen).await
     }
 
     async fn apply(&self, remove: &[(String, String)], insert: Vec<NewRecord>) -> Result<()> {
